@@ -1,0 +1,198 @@
+// Reading a frozen task's memory: which pages are present (PAGEMAP_SCAN on
+// /proc/PID/pagemap) and their bytes (pread of /proc/PID/mem). Reads of page
+// data run on libuv worker threads: /proc/PID/mem does not need the tracer
+// thread, and unlike process_vm_readv it does not un-share copy-on-write pages.
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "../common/crc32c.h"
+#include "errors.h"
+
+namespace crm {
+namespace {
+
+// linux/fs.h of 6.7+, absent from the 6.1 uapi headers of Debian 12.
+constexpr uint64_t kPageIsFile = 1 << 2;
+constexpr uint64_t kPageIsPresent = 1 << 3;
+constexpr uint64_t kPageIsSwapped = 1 << 4;
+constexpr uint64_t kPageIsPfnZero = 1 << 5;
+struct PageRegion { uint64_t start, end, categories; };
+struct PmScanArg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+  uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define CRM_PAGEMAP_SCAN _IOWR('f', 16, struct PmScanArg)
+
+Napi::Value OpenProcFile(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  pid_t pid = ToInt(info[0]);
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  bool write = info.Length() > 2 && info[2].ToBoolean().Value();
+  std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+  int fd = open(path.c_str(), (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) {
+    ThrowErrno(env, "open(" + path + ")", errno);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo &info) {
+  close(ToInt(info[0]));
+  return info.Env().Undefined();
+}
+
+// scanPages(pagemapFd, start, end, excludeFilePages) -> Float64Array of
+// [start, end) pairs of pages holding data: present or swapped, not the
+// shared zero page, and (for private file mappings) not page-cache pages.
+Napi::Value ScanPages(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = ToInt(info[0]);
+  uint64_t start = ToU64(info[1]), end = ToU64(info[2]);
+  bool exclude_file = info[3].ToBoolean().Value();
+  std::vector<double> out;
+  std::vector<PageRegion> vec(4096);
+  while (start < end) {
+    PmScanArg a = {};
+    a.size = sizeof a;
+    a.start = start;
+    a.end = end;
+    a.vec = (uintptr_t)vec.data();
+    a.vec_len = vec.size();
+    a.category_inverted = kPageIsPfnZero | (exclude_file ? kPageIsFile : 0);
+    a.category_mask = kPageIsPfnZero | (exclude_file ? kPageIsFile : 0);
+    a.category_anyof_mask = kPageIsPresent | kPageIsSwapped;
+    a.return_mask = kPageIsPresent | kPageIsSwapped;
+    long n = ioctl(fd, CRM_PAGEMAP_SCAN, &a);
+    if (n < 0) {
+      ThrowErrno(env, "ioctl(PAGEMAP_SCAN)", errno);
+      return env.Undefined();
+    }
+    for (long i = 0; i < n; i++) {
+      // Adjacent regions differ only in present/swapped: merge them.
+      if (!out.empty() && out.back() == (double)vec[i].start) {
+        out.back() = (double)vec[i].end;
+      } else {
+        out.push_back((double)vec[i].start);
+        out.push_back((double)vec[i].end);
+      }
+    }
+    if (a.walk_end <= start) break;
+    start = a.walk_end;
+  }
+  auto arr = Napi::Float64Array::New(env, out.size());
+  for (size_t i = 0; i < out.size(); i++) arr[i] = out[i];
+  return arr;
+}
+
+// Reads a list of [addr, len] ranges of /proc/PID/mem back to back into one
+// buffer, off the main thread, and checksums the result.
+class ReadRangesWorker : public Napi::AsyncWorker {
+ public:
+  ReadRangesWorker(Napi::Env env, int fd, Napi::Buffer<uint8_t> dest, std::vector<uint64_t> ranges)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fd_(fd),
+        dest_ref_(Napi::Persistent(dest)), data_(dest.Data()), cap_(dest.Length()),
+        ranges_(std::move(ranges)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    size_t off = 0;
+    for (size_t i = 0; i + 1 < ranges_.size(); i += 2) {
+      uint64_t addr = ranges_[i], len = ranges_[i + 1];
+      if (off + len > cap_) { SetError("readRanges: ranges exceed the buffer"); return; }
+      uint64_t done = 0;
+      while (done < len) {
+        ssize_t r = pread(fd_, data_ + off + done, len - done, (off_t)(addr + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+          err_ = r < 0 ? errno : EIO;
+          char msg[96];
+          snprintf(msg, sizeof msg, "pread(/proc/PID/mem @0x%llx)", (unsigned long long)(addr + done));
+          where_ = msg;
+          SetError("x");
+          return;
+        }
+        done += (uint64_t)r;
+      }
+      off += len;
+    }
+    crc_ = Crc32c(0, data_, off);
+  }
+
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), crc_)); }
+
+  void OnError(const Napi::Error &e) override {
+    if (err_) {
+      const char *name = strerrorname_np(err_);
+      Napi::Error er = Napi::Error::New(Env(), where_ + ": " + std::strerror(err_) + " (" + (name ? name : "E?") + ")");
+      er.Set("code", Napi::String::New(Env(), name ? name : "EUNKNOWN"));
+      deferred_.Reject(er.Value());
+    } else {
+      deferred_.Reject(e.Value());
+    }
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int fd_;
+  Napi::Reference<Napi::Buffer<uint8_t>> dest_ref_;
+  uint8_t *data_;
+  size_t cap_;
+  std::vector<uint64_t> ranges_;
+  uint32_t crc_ = 0;
+  int err_ = 0;
+  std::string where_;
+};
+
+Napi::Value ReadRanges(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = ToInt(info[0]);
+  auto dest = info[1].As<Napi::Buffer<uint8_t>>();
+  auto arr = info[2].As<Napi::Float64Array>();
+  std::vector<uint64_t> ranges(arr.ElementLength());
+  for (size_t i = 0; i < ranges.size(); i++) ranges[i] = (uint64_t)arr[i];
+  auto *w = new ReadRangesWorker(env, fd, dest, std::move(ranges));
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// Small synchronous read of the task's memory (for the scratch page of
+// injected syscalls). Returns a Buffer of exactly len bytes or throws.
+Napi::Value ReadMem(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = ToInt(info[0]);
+  uint64_t addr = ToU64(info[1]);
+  size_t len = (size_t)ToU64(info[2]);
+  std::vector<uint8_t> buf(len);
+  ssize_t r = pread(fd, buf.data(), len, (off_t)addr);
+  if (r != (ssize_t)len) {
+    ThrowErrno(env, "pread(/proc/PID/mem)", r < 0 ? errno : EIO);
+    return env.Undefined();
+  }
+  return Napi::Buffer<uint8_t>::Copy(env, buf.data(), len);
+}
+
+Napi::Value Crc32cJs(const Napi::CallbackInfo &info) {
+  uint32_t seed = info.Length() > 1 ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  auto buf = info[0].As<Napi::Uint8Array>();
+  return Napi::Number::New(info.Env(), Crc32c(seed, buf.Data(), buf.ByteLength()));
+}
+
+}  // namespace
+
+void InitMemory(Napi::Env env, Napi::Object exports) {
+  exports.Set("openProcFile", Napi::Function::New(env, OpenProcFile));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("scanPages", Napi::Function::New(env, ScanPages));
+  exports.Set("readRanges", Napi::Function::New(env, ReadRanges));
+  exports.Set("readMem", Napi::Function::New(env, ReadMem));
+  exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));
+}
+
+}  // namespace crm
