@@ -1,0 +1,137 @@
+/*
+ * The restore plan: what crmigrate (TypeScript) hands to crmigrate-restore
+ * (C) on its standard input, followed by the page stream.
+ *
+ * Defined once here; src/restore/plan-codec.ts encodes exactly this layout
+ * and test/vectors/plan-v1.bin is the shared test vector both sides check.
+ * All integers are little-endian, all structs are naturally aligned with
+ * explicit padding, and every offset/count is validated by the reader.
+ *
+ * Layout: header | task | vmas[] | fds[] | siginfos[] | xsave | strings
+ * Strings are referenced by byte offset into the string table and are
+ * NUL-terminated inside it; offset 0 is the empty string.
+ *
+ * After the plan, the page stream: a sequence of crm_chunk headers, each
+ * followed by `len` bytes for CRM_CHUNK_PAGES. CRM_CHUNK_END says the image
+ * was verified completely; the restorer then reports READY on stdout and
+ * waits for one command byte: 'G' (let the process run) or anything else /
+ * EOF (discard it).
+ */
+#ifndef CRM_PLAN_H
+#define CRM_PLAN_H
+#include <stdint.h>
+
+#define CRM_PLAN_MAGIC 0x504d5243u /* "CRMP" */
+#define CRM_PLAN_VERSION 1u
+#define CRM_PLAN_MAX_SIZE (64u << 20)
+#define CRM_MAX_VMAS 65536u
+#define CRM_MAX_FDS 65536u
+#define CRM_MAX_SIGINFO 65536u
+#define CRM_MAX_XSAVE 65536u
+#define CRM_AUXV_WORDS 128u
+#define CRM_NSIG 64u
+
+enum crm_vma_kind {
+  CRM_VMA_ANON_PRIVATE = 1,
+  CRM_VMA_ANON_SHARED = 2,
+  CRM_VMA_FILE_PRIVATE = 3,
+  CRM_VMA_FILE_SHARED = 4,
+  CRM_VMA_VDSO = 5,  /* [vdso]: moved into place, not mapped */
+  CRM_VMA_VVAR = 6,  /* [vvar], [vvar_vclock]: move with the vdso */
+};
+
+/* crm_vma.vm_flags: the VmFlags bits of smaps that change behaviour. */
+#define CRM_VM_GROWSDOWN (1u << 0)
+#define CRM_VM_NORESERVE (1u << 1)
+#define CRM_VM_DONTFORK (1u << 2)
+#define CRM_VM_DONTDUMP (1u << 3)
+#define CRM_VM_WIPEONFORK (1u << 4)
+#define CRM_VM_HUGEPAGE (1u << 5)
+#define CRM_VM_NOHUGEPAGE (1u << 6)
+#define CRM_VM_LOCKED (1u << 7)
+#define CRM_VM_DONTEXPAND (1u << 8)
+
+enum crm_fd_kind {
+  CRM_FD_FILE = 1, /* regular file or character device, reopened by path */
+  CRM_FD_DIR = 2,
+  CRM_FD_PATH = 3, /* O_PATH descriptor */
+};
+
+/* crm_task.flags */
+#define CRM_TASK_RSEQ (1u << 0)         /* rseq registered: re-register */
+#define CRM_TASK_SESSION_LEADER (1u << 1)
+#define CRM_TASK_GROUP_LEADER (1u << 2)
+
+struct crm_plan_header {
+  uint32_t magic, version;
+  uint32_t total_size;   /* whole plan, header included */
+  uint32_t header_size;  /* sizeof(struct crm_plan_header) */
+  uint32_t task_offset, task_size;
+  uint32_t vma_offset, vma_count;
+  uint32_t fd_offset, fd_count;
+  uint32_t siginfo_offset, siginfo_count;
+  uint32_t xsave_offset, xsave_size;
+  uint32_t strings_offset, strings_size;
+};
+
+struct crm_sigaction {
+  uint64_t handler, flags, restorer, mask;
+};
+
+struct crm_itimer {
+  uint64_t interval_sec, interval_usec, value_sec, value_usec;
+};
+
+struct crm_task {
+  int32_t pid, tid;
+  uint32_t flags, personality;
+  uint32_t umask, exe_path, cwd_path, root_path; /* paths: string offsets */
+  char comm[16];
+  /* prctl_mm_map fields, in its order */
+  uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
+  uint64_t arg_start, arg_end, env_start, env_end;
+  uint32_t auxv_words, pad0;
+  uint64_t auxv[CRM_AUXV_WORDS];
+  uint64_t regs[27]; /* struct user_regs_struct, restart-adjusted */
+  uint64_t blocked;
+  struct crm_sigaction sigactions[CRM_NSIG]; /* index = signal - 1 */
+  uint64_t altstack_sp, altstack_size;
+  uint32_t altstack_flags, pad1;
+  struct crm_itimer itimers[3]; /* ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF */
+  uint64_t rseq_abi;
+  uint32_t rseq_len, rseq_sig;
+};
+
+struct crm_vma {
+  uint64_t start, end, pgoff;
+  uint32_t kind, prot;       /* prot: PROT_* of the final mapping */
+  uint32_t vm_flags, path;   /* path: string offset (file kinds) */
+  uint32_t open_flags, pad;  /* O_RDONLY / O_RDWR for the backing file */
+};
+
+struct crm_fd {
+  int32_t fd;
+  uint32_t kind;
+  uint32_t flags;     /* open flags as in fdinfo, without O_CLOEXEC */
+  uint32_t cloexec;   /* FD_CLOEXEC set */
+  uint64_t pos;
+  uint32_t path;      /* string offset */
+  uint32_t share_id;  /* fds with the same nonzero id share one open file */
+};
+
+struct crm_siginfo {
+  uint32_t shared; /* 1: process-wide queue, 0: the thread's own */
+  uint32_t pad;
+  uint8_t raw[128];
+};
+
+enum crm_chunk_kind { CRM_CHUNK_PAGES = 1, CRM_CHUNK_END = 2 };
+
+struct crm_chunk {
+  uint64_t addr;
+  uint32_t len;  /* bytes following, page aligned, at most CRM_CHUNK_MAX */
+  uint32_t kind;
+};
+#define CRM_CHUNK_MAX (64u << 20)
+
+#endif

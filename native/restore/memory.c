@@ -1,0 +1,182 @@
+/* Premapping the target's memory and filling it from the page stream.
+ *
+ * Target VMAs cannot be mapped at their final addresses yet: crmigrate-restore
+ * itself (its binary, libc, stack, heap) may sit there. So each one is mapped
+ * in a free region first, filled in place (pages are written straight into
+ * the memory they will live in), and later moved with mremap by the blob. */
+#include "memory.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define REGION_FLOOR 0x10000000ULL /* keep clear of the low, legacy area */
+
+uint32_t own_mappings(struct own_range *out, uint32_t max) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (!f) die_errno("open /proc/self/maps");
+  char line[4096];
+  uint32_t n = 0;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long long s, e;
+    int pos = 0;
+    if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %n", &s, &e, &pos) < 2) continue;
+    if (e > TASK_SIZE_LIMIT) continue; /* [vsyscall] */
+    if (n == max) die("too many mappings of our own");
+    out[n].start = s;
+    out[n].end = e;
+    out[n].name[0] = 0;
+    if (pos > 0) {
+      char *nm = line + pos;
+      nm[strcspn(nm, "\n")] = 0;
+      snprintf(out[n].name, sizeof out[n].name, "%s", nm);
+    }
+    n++;
+  }
+  fclose(f);
+  return n;
+}
+
+static int overlaps(uint64_t s, uint64_t e, uint64_t s2, uint64_t e2) { return s < e2 && s2 < e; }
+
+/* Finds a free range of len bytes above REGION_FLOOR not touching any of ours
+ * or the target's mappings (with a guard page either side). */
+static uint64_t find_region(const struct plan *p, const struct own_range *own, uint32_t nown, uint64_t len) {
+  for (uint64_t cand = REGION_FLOOR; cand + len < TASK_SIZE_LIMIT;) {
+    uint64_t lo = cand - PAGE_SIZE_BYTES, hi = cand + len + PAGE_SIZE_BYTES, bump = 0;
+    for (uint32_t i = 0; i < nown; i++)
+      if (overlaps(lo, hi, own[i].start, own[i].end) && own[i].end > bump) bump = own[i].end;
+    for (uint32_t i = 0; i < p->hdr->vma_count; i++)
+      if (overlaps(lo, hi, p->vmas[i].start, p->vmas[i].end) && p->vmas[i].end > bump) bump = p->vmas[i].end;
+    if (!bump) return cand;
+    cand = page_up(bump + PAGE_SIZE_BYTES);
+  }
+  die("no free address range of %llu MiB for premapping", (unsigned long long)(len >> 20));
+}
+
+static int is_special(uint32_t kind) { return kind == CRM_VMA_VDSO || kind == CRM_VMA_VVAR; }
+
+static void apply_advice(uint64_t addr, uint64_t len, uint32_t vm_flags) {
+  static const struct { uint32_t flag; int advice; } table[] = {
+      {CRM_VM_DONTFORK, MADV_DONTFORK},   {CRM_VM_DONTDUMP, MADV_DONTDUMP},
+      {CRM_VM_WIPEONFORK, MADV_WIPEONFORK}, {CRM_VM_HUGEPAGE, MADV_HUGEPAGE},
+      {CRM_VM_NOHUGEPAGE, MADV_NOHUGEPAGE},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+    if ((vm_flags & table[i].flag) && madvise((void *)addr, len, table[i].advice) < 0)
+      die_errno("madvise(%d) at premap %llx", table[i].advice, (unsigned long long)addr);
+}
+
+static void map_one(const struct plan *p, const struct crm_vma *v, uint64_t at) {
+  uint64_t len = v->end - v->start;
+  int flags = MAP_FIXED;
+  int prot = PROT_READ | PROT_WRITE; /* writable while pages are filled in */
+  int fd = -1;
+  if (v->vm_flags & CRM_VM_NORESERVE) flags |= MAP_NORESERVE;
+  if (v->vm_flags & CRM_VM_GROWSDOWN) flags |= MAP_GROWSDOWN;
+  switch (v->kind) {
+    case CRM_VMA_ANON_PRIVATE: flags |= MAP_PRIVATE | MAP_ANONYMOUS; break;
+    case CRM_VMA_ANON_SHARED: flags |= MAP_SHARED | MAP_ANONYMOUS; break;
+    case CRM_VMA_FILE_PRIVATE:
+    case CRM_VMA_FILE_SHARED: {
+      const char *path = plan_str(p, v->path);
+      int oflags = v->kind == CRM_VMA_FILE_SHARED ? (int)(v->open_flags & O_ACCMODE) : O_RDONLY;
+      fd = open(path, oflags | O_CLOEXEC);
+      if (fd < 0) die_errno("cannot open %s to map it at %llx", path, (unsigned long long)v->start);
+      if (v->kind == CRM_VMA_FILE_SHARED) {
+        flags |= MAP_SHARED;
+        prot = (int)v->prot; /* shared file pages come from the file itself */
+      } else {
+        flags |= MAP_PRIVATE;
+      }
+      break;
+    }
+    default: die("mapping at %llx has unexpected kind %u", (unsigned long long)v->start, v->kind);
+  }
+  void *r = mmap((void *)at, len, prot, flags, fd, (off_t)(v->pgoff * PAGE_SIZE_BYTES));
+  if (r == MAP_FAILED)
+    die_errno("mmap of %llx-%llx (%s)", (unsigned long long)v->start, (unsigned long long)v->end,
+              fd >= 0 ? plan_str(p, v->path) : "anonymous");
+  if (fd >= 0) close(fd);
+  apply_advice(at, len, v->vm_flags);
+}
+
+void premap_memory(const struct plan *p, uint64_t bootstrap_len, struct premap *pm) {
+  static struct own_range own[4096];
+  uint32_t nown = own_mappings(own, 4096);
+  uint32_t nv = p->hdr->vma_count;
+  memset(pm, 0, sizeof *pm);
+  for (uint32_t i = 0; i < nown; i++) {
+    if (strncmp(own[i].name, "[vdso]", 6) && strncmp(own[i].name, "[vvar", 5)) continue;
+    if (pm->nown_special == RST_MAX_SPECIAL) die("too many special mappings of our own");
+    pm->own_special[pm->nown_special++] = own[i];
+  }
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < nv; i++)
+    if (!is_special(p->vmas[i].kind)) total += p->vmas[i].end - p->vmas[i].start + PAGE_SIZE_BYTES;
+  bootstrap_len = page_up(bootstrap_len);
+  pm->region_len = total + bootstrap_len;
+  pm->region_start = find_region(p, own, nown, pm->region_len);
+  if (mmap((void *)pm->region_start, pm->region_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0) ==
+      MAP_FAILED)
+    die_errno("reserving %llu bytes for premapping", (unsigned long long)pm->region_len);
+  pm->addr = calloc(nv + 1, sizeof *pm->addr);
+  pm->moves = calloc(nv + 1, sizeof *pm->moves);
+  if (!pm->addr || !pm->moves) die("out of memory");
+  uint64_t cursor = pm->region_start;
+  for (uint32_t i = 0; i < nv; i++) {
+    const struct crm_vma *v = &p->vmas[i];
+    if (is_special(v->kind)) continue;
+    map_one(p, v, cursor);
+    pm->addr[i] = cursor;
+    struct rst_move *m = &pm->moves[pm->nmoves++];
+    m->from = cursor;
+    m->to = v->start;
+    m->len = v->end - v->start;
+    m->prot = v->prot;
+    /* the page after each VMA stays PROT_NONE so neighbours never merge */
+    cursor += m->len + PAGE_SIZE_BYTES;
+  }
+  pm->boot_start = cursor;
+  pm->boot_len = bootstrap_len;
+  if (mmap((void *)pm->boot_start, pm->boot_len, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+      MAP_FAILED)
+    die_errno("mapping the restorer bootstrap");
+}
+
+/* Binary search for the VMA holding [addr, addr+len). */
+static int find_vma(const struct plan *p, uint64_t addr, uint64_t len) {
+  uint32_t lo = 0, hi = p->hdr->vma_count;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    const struct crm_vma *v = &p->vmas[mid];
+    if (addr >= v->end) lo = mid + 1;
+    else if (addr < v->start) hi = mid;
+    else return addr + len <= v->end ? (int)mid : -1;
+  }
+  return -1;
+}
+
+void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
+  for (;;) {
+    struct crm_chunk c;
+    int r = read_full(in_fd, &c, sizeof c);
+    if (r == 1) die("page stream ended before its end marker (image incomplete)");
+    if (r < 0) die_errno("reading the page stream");
+    if (c.kind == CRM_CHUNK_END) return;
+    if (c.kind != CRM_CHUNK_PAGES) die("page stream has an unknown chunk kind %u", c.kind);
+    if (c.len == 0 || c.len > CRM_CHUNK_MAX || c.len % PAGE_SIZE_BYTES || c.addr % PAGE_SIZE_BYTES)
+      die("page stream chunk at %llx has a bad length %u", (unsigned long long)c.addr, c.len);
+    int i = find_vma(p, c.addr, c.len);
+    if (i < 0 || !pm->addr[i] || p->vmas[i].kind == CRM_VMA_FILE_SHARED)
+      die("page stream chunk %llx+%u lies outside any private or anonymous mapping", (unsigned long long)c.addr, c.len);
+    void *dst = (void *)(pm->addr[i] + (c.addr - p->vmas[i].start));
+    if (read_full(in_fd, dst, c.len)) die("page stream truncated inside the chunk at %llx", (unsigned long long)c.addr);
+  }
+}

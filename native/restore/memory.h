@@ -1,0 +1,31 @@
+#ifndef CRM_RESTORE_MEMORY_H
+#define CRM_RESTORE_MEMORY_H
+#include <stdint.h>
+
+#include "plan.h"
+#include "restorer.h"
+
+struct own_range {
+  uint64_t start, end;
+  char name[32];
+};
+
+struct premap {
+  uint64_t region_start, region_len;  /* premap area + bootstrap, one range */
+  uint64_t *addr;                      /* premap address of each plan vma (0: not mapped) */
+  struct rst_move *moves;              /* final moves, in plan order */
+  uint32_t nmoves;
+  uint64_t boot_start, boot_len;       /* bootstrap part at the end of the region */
+  struct own_range own_special[RST_MAX_SPECIAL];
+  uint32_t nown_special;
+};
+
+/* Reserves one region free of both our own and the target's mappings and
+ * maps every target VMA in it; bootstrap_len bytes at its end are left for
+ * the restorer. */
+void premap_memory(const struct plan *p, uint64_t bootstrap_len, struct premap *pm);
+/* Reads the page stream into the premapped memory until CRM_CHUNK_END. */
+void fill_pages(const struct plan *p, const struct premap *pm, int in_fd);
+/* Lists our own mappings, sorted. */
+uint32_t own_mappings(struct own_range *out, uint32_t max);
+#endif

@@ -1,0 +1,161 @@
+/* Reading the restore plan. Everything in it comes from an image that may be
+ * corrupted or hostile, so each offset, count, string and value is checked
+ * before use. */
+#include <stdio.h>
+
+#include "plan.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "util.h"
+
+#define FAIL(...)                            \
+  do {                                       \
+    snprintf(err, errlen, __VA_ARGS__);      \
+    return -1;                               \
+  } while (0)
+
+static int section_ok(const struct plan *p, uint32_t off, uint64_t count, uint64_t elem) {
+  uint64_t end = (uint64_t)off + count * elem;
+  return off % 8 == 0 && off >= sizeof(struct crm_plan_header) && end <= p->size;
+}
+
+const char *plan_str(const struct plan *p, uint32_t off) {
+  if (off >= p->hdr->strings_size) return NULL;
+  return p->strings + off;
+}
+
+static int str_ok(const struct plan *p, uint32_t off) { return off < p->hdr->strings_size; }
+
+int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errlen) {
+  memset(p, 0, sizeof *p);
+  p->buf = buf;
+  p->size = size;
+  if (size < sizeof(struct crm_plan_header)) FAIL("restore plan truncated (%zu bytes)", size);
+  const struct crm_plan_header *h = (const void *)buf;
+  p->hdr = h;
+  if (h->magic != CRM_PLAN_MAGIC) FAIL("restore plan has a bad magic number 0x%08x", h->magic);
+  if (h->version != CRM_PLAN_VERSION) FAIL("restore plan version %u is not supported (want %u)", h->version, CRM_PLAN_VERSION);
+  if (h->header_size != sizeof *h || h->total_size != size) FAIL("restore plan header sizes are inconsistent");
+  if (h->task_size != sizeof(struct crm_task) || !section_ok(p, h->task_offset, 1, sizeof(struct crm_task)))
+    FAIL("restore plan task section out of bounds");
+  if (h->vma_count > CRM_MAX_VMAS || !section_ok(p, h->vma_offset, h->vma_count, sizeof(struct crm_vma)))
+    FAIL("restore plan memory map section out of bounds");
+  if (h->fd_count > CRM_MAX_FDS || !section_ok(p, h->fd_offset, h->fd_count, sizeof(struct crm_fd)))
+    FAIL("restore plan file descriptor section out of bounds");
+  if (h->siginfo_count > CRM_MAX_SIGINFO || !section_ok(p, h->siginfo_offset, h->siginfo_count, sizeof(struct crm_siginfo)))
+    FAIL("restore plan pending signal section out of bounds");
+  if (h->xsave_size < 576 || h->xsave_size > CRM_MAX_XSAVE || !section_ok(p, h->xsave_offset, h->xsave_size, 1))
+    FAIL("restore plan FPU state section out of bounds (%u bytes)", h->xsave_size);
+  if (h->strings_size == 0 || (uint64_t)h->strings_offset + h->strings_size > size)
+    FAIL("restore plan string table out of bounds");
+  p->task = (const void *)(buf + h->task_offset);
+  p->vmas = (const void *)(buf + h->vma_offset);
+  p->fds = (const void *)(buf + h->fd_offset);
+  p->siginfos = (const void *)(buf + h->siginfo_offset);
+  p->xsave = buf + h->xsave_offset;
+  p->strings = (const char *)(buf + h->strings_offset);
+  if (p->strings[h->strings_size - 1] != 0 || p->strings[0] != 0) FAIL("restore plan string table is not terminated");
+
+  const struct crm_task *t = p->task;
+  if (t->pid <= 0 || t->tid != t->pid) FAIL("restore plan has an invalid pid %d", t->pid);
+  if (t->auxv_words > CRM_AUXV_WORDS || t->auxv_words % 2) FAIL("restore plan auxv size invalid");
+  if (!str_ok(p, t->exe_path) || !str_ok(p, t->cwd_path) || !str_ok(p, t->root_path)) FAIL("restore plan task paths out of bounds");
+  if (!memchr(t->comm, 0, sizeof t->comm)) FAIL("restore plan task name not terminated");
+  if (t->rseq_len && (t->rseq_len < 32 || t->rseq_len > 4096 || t->rseq_abi % 32)) FAIL("restore plan rseq area invalid");
+  for (unsigned i = 0; i < 3; i++)
+    if (t->itimers[i].interval_usec >= 1000000 || t->itimers[i].value_usec >= 1000000) FAIL("restore plan itimer %u invalid", i);
+  if (t->regs[17] != 0x33) FAIL("restore plan: only 64-bit tasks are supported (cs=0x%llx)", (unsigned long long)t->regs[17]);
+
+  uint64_t prev_end = 0;
+  for (uint32_t i = 0; i < h->vma_count; i++) {
+    const struct crm_vma *v = &p->vmas[i];
+    if (v->start % PAGE_SIZE_BYTES || v->end % PAGE_SIZE_BYTES || v->start >= v->end || v->end > TASK_SIZE_LIMIT)
+      FAIL("restore plan mapping %u has a bad range", i);
+    if (v->start < prev_end) FAIL("restore plan mappings overlap or are unsorted at %u", i);
+    prev_end = v->end;
+    if (v->kind < CRM_VMA_ANON_PRIVATE || v->kind > CRM_VMA_VVAR) FAIL("restore plan mapping %u has unknown kind %u", i, v->kind);
+    if (v->prot & ~(unsigned)(PROT_READ | PROT_WRITE | PROT_EXEC)) FAIL("restore plan mapping %u has bad protection", i);
+    if (!str_ok(p, v->path)) FAIL("restore plan mapping %u path out of bounds", i);
+    if ((v->kind == CRM_VMA_FILE_PRIVATE || v->kind == CRM_VMA_FILE_SHARED) && p->strings[v->path] != '/')
+      FAIL("restore plan mapping %u has no file path", i);
+    if (v->pgoff > (1ULL << 40)) FAIL("restore plan mapping %u has a bad file offset", i);
+  }
+  for (uint32_t i = 0; i < h->fd_count; i++) {
+    const struct crm_fd *f = &p->fds[i];
+    if (f->fd < 0 || f->fd > (1 << 20)) FAIL("restore plan descriptor %u has bad number %d", i, f->fd);
+    if (i && f->fd <= p->fds[i - 1].fd) FAIL("restore plan descriptors unsorted at %u", i);
+    if (f->kind < CRM_FD_FILE || f->kind > CRM_FD_PATH) FAIL("restore plan descriptor %d has unknown kind %u", f->fd, f->kind);
+    if (!str_ok(p, f->path) || p->strings[f->path] != '/') FAIL("restore plan descriptor %d has no path", f->fd);
+    if (f->cloexec > 1) FAIL("restore plan descriptor %d has bad flags", f->fd);
+  }
+  for (uint32_t i = 0; i < h->siginfo_count; i++) {
+    int32_t signo;
+    memcpy(&signo, p->siginfos[i].raw, 4);
+    if (signo < 1 || signo > 64 || p->siginfos[i].shared > 1) FAIL("restore plan pending signal %u invalid", i);
+  }
+  return 0;
+}
+
+int plan_load(int fd, struct plan *p, char *err, size_t errlen) {
+  struct crm_plan_header h;
+  int r = read_full(fd, &h, sizeof h);
+  if (r == 1) FAIL("no restore plan on standard input");
+  if (r < 0) FAIL("reading the restore plan: %s", strerror(errno));
+  if (h.magic != CRM_PLAN_MAGIC) FAIL("restore plan has a bad magic number 0x%08x", h.magic);
+  if (h.total_size < sizeof h || h.total_size > CRM_PLAN_MAX_SIZE) FAIL("restore plan size %u out of range", h.total_size);
+  uint8_t *buf = aligned_alloc(64, page_up(h.total_size));
+  if (!buf) FAIL("out of memory for the restore plan");
+  memcpy(buf, &h, sizeof h);
+  if (read_full(fd, buf + sizeof h, h.total_size - sizeof h)) {
+    free(buf);
+    FAIL("restore plan truncated");
+  }
+  return plan_parse(buf, h.total_size, p, err, errlen);
+}
+
+void plan_print(const struct plan *p, FILE *out) {
+  const struct crm_task *t = p->task;
+  fprintf(out, "task pid=%d comm=%s flags=%u personality=%u umask=%o exe=%s cwd=%s root=%s\n", t->pid, t->comm, t->flags,
+          t->personality, t->umask, plan_str(p, t->exe_path), plan_str(p, t->cwd_path), plan_str(p, t->root_path));
+  fprintf(out, "mm code=%llx-%llx data=%llx-%llx brk=%llx/%llx stack=%llx arg=%llx-%llx env=%llx-%llx auxv=%u\n",
+          (unsigned long long)t->start_code, (unsigned long long)t->end_code, (unsigned long long)t->start_data,
+          (unsigned long long)t->end_data, (unsigned long long)t->start_brk, (unsigned long long)t->brk,
+          (unsigned long long)t->start_stack, (unsigned long long)t->arg_start, (unsigned long long)t->arg_end,
+          (unsigned long long)t->env_start, (unsigned long long)t->env_end, t->auxv_words);
+  fprintf(out, "regs rip=%llx rsp=%llx rax=%llx fs_base=%llx blocked=%llx\n", (unsigned long long)t->regs[16],
+          (unsigned long long)t->regs[19], (unsigned long long)t->regs[10], (unsigned long long)t->regs[21],
+          (unsigned long long)t->blocked);
+  for (unsigned s = 0; s < CRM_NSIG; s++)
+    if (t->sigactions[s].handler)
+      fprintf(out, "sigaction %u handler=%llx flags=%llx mask=%llx\n", s + 1, (unsigned long long)t->sigactions[s].handler,
+              (unsigned long long)t->sigactions[s].flags, (unsigned long long)t->sigactions[s].mask);
+  fprintf(out, "altstack sp=%llx size=%llu flags=%u\n", (unsigned long long)t->altstack_sp,
+          (unsigned long long)t->altstack_size, t->altstack_flags);
+  for (unsigned i = 0; i < 3; i++)
+    fprintf(out, "itimer %u interval=%llu.%06llu value=%llu.%06llu\n", i, (unsigned long long)t->itimers[i].interval_sec,
+            (unsigned long long)t->itimers[i].interval_usec, (unsigned long long)t->itimers[i].value_sec,
+            (unsigned long long)t->itimers[i].value_usec);
+  fprintf(out, "rseq abi=%llx len=%u sig=%x\n", (unsigned long long)t->rseq_abi, t->rseq_len, t->rseq_sig);
+  for (uint32_t i = 0; i < p->hdr->vma_count; i++) {
+    const struct crm_vma *v = &p->vmas[i];
+    fprintf(out, "vma %llx-%llx kind=%u prot=%u vm_flags=%u pgoff=%llu open_flags=%u path=%s\n",
+            (unsigned long long)v->start, (unsigned long long)v->end, v->kind, v->prot, v->vm_flags,
+            (unsigned long long)v->pgoff, v->open_flags, plan_str(p, v->path));
+  }
+  for (uint32_t i = 0; i < p->hdr->fd_count; i++) {
+    const struct crm_fd *f = &p->fds[i];
+    fprintf(out, "fd %d kind=%u flags=%o cloexec=%u pos=%llu share=%u path=%s\n", f->fd, f->kind, f->flags, f->cloexec,
+            (unsigned long long)f->pos, f->share_id, plan_str(p, f->path));
+  }
+  for (uint32_t i = 0; i < p->hdr->siginfo_count; i++) {
+    int32_t signo;
+    memcpy(&signo, p->siginfos[i].raw, 4);
+    fprintf(out, "siginfo shared=%u signo=%d\n", p->siginfos[i].shared, signo);
+  }
+  fprintf(out, "xsave %u bytes\n", p->hdr->xsave_size);
+}

@@ -1,0 +1,166 @@
+/*
+ * The restorer blob. Compiled freestanding and position independent, linked
+ * to a flat binary and embedded in crmigrate-restore; it is copied into the
+ * bootstrap region and entered with a stack inside that region. From here on
+ * none of crmigrate-restore's own memory (libc, its stack, its heap) may be
+ * touched: it is unmapped in the first step. Only raw system calls.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../include/crm_plan.h"
+#include "restorer.h"
+
+#define NR_write 1
+#define NR_close 3
+#define NR_mprotect 10
+#define NR_munmap 11
+#define NR_rt_sigaction 13
+#define NR_rt_sigreturn 15
+#define NR_mremap 25
+#define NR_setitimer 38
+#define NR_kill 62
+#define NR_prctl 157
+#define NR_arch_prctl 158
+#define NR_gettid 186
+#define NR_exit_group 231
+#define NR_tgkill 234
+#define NR_rt_sigqueueinfo 129
+#define NR_rt_tgsigqueueinfo 297
+#define NR_rseq 334
+
+#define TASK_SIZE_MAX 0x7ffffffff000ULL
+#define MREMAP_MAYMOVE 1
+#define MREMAP_FIXED 2
+#define PR_SET_MM 35
+#define PR_SET_MM_MAP 14
+#define ARCH_SET_GS 0x1001
+#define ARCH_SET_FS 0x1002
+#define RSEQ_FLAG_UNREGISTER 1
+#define SIGSTOP 19
+
+static inline long sys6(long nr, long a, long b, long c, long d, long e, long f) {
+  long ret;
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+#define sys1(n, a) sys6(n, (long)(a), 0, 0, 0, 0, 0)
+#define sys2(n, a, b) sys6(n, (long)(a), (long)(b), 0, 0, 0, 0)
+#define sys3(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define sys4(n, a, b, c, d) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+#define sys5(n, a, b, c, d, e) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
+
+/* Reports "restorer: <step> failed: errno <n>" on err_fd and exits 70+step. */
+static __attribute__((noreturn)) void fail(struct restorer_args *a, int step, long ret) {
+  char msg[64];
+  const char pre[] = "crmigrate-restore: restorer step ";
+  int n = 0;
+  for (const char *p = pre; *p; p++) msg[n++] = *p;
+  msg[n++] = (char)('0' + step / 10);
+  msg[n++] = (char)('0' + step % 10);
+  const char mid[] = " failed: errno ";
+  for (const char *p = mid; *p; p++) msg[n++] = *p;
+  long e = -ret;
+  char digits[8];
+  int d = 0;
+  do { digits[d++] = (char)('0' + e % 10); e /= 10; } while (e && d < 8);
+  while (d) msg[n++] = digits[--d];
+  msg[n++] = '\n';
+  sys3(NR_write, a->err_fd, msg, n);
+  sys1(NR_exit_group, 70 + step);
+  for (;;) {}
+}
+
+static void unmap_all_but_kept(struct restorer_args *a) {
+  /* keep[] is sorted by the caller; unmap every gap between kept ranges. */
+  uint64_t cursor = 0x1000;
+  for (uint32_t i = 0; i <= a->nkeep; i++) {
+    uint64_t end = i < a->nkeep ? a->keep[i][0] : TASK_SIZE_MAX;
+    if (end > cursor) {
+      long r = sys2(NR_munmap, cursor, end - cursor);
+      if (r < 0) fail(a, 1, r);
+    }
+    if (i < a->nkeep) cursor = a->keep[i][1];
+  }
+}
+
+static void move_range(struct restorer_args *a, const struct rst_move *m, int step) {
+  if (m->from != m->to) {
+    long r = sys5(NR_mremap, m->from, m->len, m->len, MREMAP_MAYMOVE | MREMAP_FIXED, m->to);
+    if (r < 0) fail(a, step, r);
+  }
+}
+
+__attribute__((section(".text.entry"), used)) void restorer_main(struct restorer_args *a) {
+  long r;
+  if (a->own_rseq_len) {
+    r = sys4(NR_rseq, a->own_rseq, a->own_rseq_len, RSEQ_FLAG_UNREGISTER, a->own_rseq_sig);
+    if (r < 0) fail(a, 2, r);
+  }
+  unmap_all_but_kept(a);
+  for (uint32_t i = 0; i < a->nspecial; i++) move_range(a, &a->special[i], 3);
+
+  const struct rst_move *moves = (const struct rst_move *)a->moves;
+  for (uint64_t i = 0; i < a->nmoves; i++) {
+    move_range(a, &moves[i], 4);
+    r = sys3(NR_mprotect, moves[i].to, moves[i].len, moves[i].prot);
+    if (r < 0) fail(a, 5, r);
+  }
+
+  r = sys5(NR_prctl, PR_SET_MM, PR_SET_MM_MAP, &a->mm, sizeof a->mm, 0);
+  if (r < 0) fail(a, 6, r);
+  if (a->exe_fd >= 0) sys1(NR_close, a->exe_fd);
+
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig == 9 || sig == 19) continue;
+    r = sys4(NR_rt_sigaction, sig, &a->sigactions[sig - 1], 0, 8);
+    if (r < 0 && !(sig == 32 || sig == 33)) fail(a, 7, r);
+  }
+
+  /* Pending signals go back on their queues; all signals stay blocked
+   * until rt_sigreturn installs the task's own mask. */
+  const struct crm_siginfo *si = (const struct crm_siginfo *)a->siginfos;
+  for (uint64_t i = 0; i < a->nsiginfo; i++) {
+    int signo = *(const int32_t *)si[i].raw;
+    if (si[i].shared)
+      r = sys3(NR_rt_sigqueueinfo, a->pid, signo, si[i].raw);
+    else
+      r = sys4(NR_rt_tgsigqueueinfo, a->pid, a->tid, signo, si[i].raw);
+    if (r < 0) fail(a, 8, r);
+  }
+
+  for (int w = 0; w < 3; w++) {
+    r = sys3(NR_setitimer, w, &a->itimers[w], 0);
+    if (r < 0) fail(a, 9, r);
+  }
+
+  for (uint32_t i = 0; i < a->nclose; i++) sys1(NR_close, a->close_fds[i]);
+
+  if (a->rseq_len) {
+    r = sys4(NR_rseq, a->rseq_abi, a->rseq_len, 0, a->rseq_sig);
+    if (r < 0) fail(a, 10, r);
+  }
+  r = sys2(NR_arch_prctl, ARCH_SET_FS, a->fs_base);
+  if (r < 0) fail(a, 11, r);
+  r = sys2(NR_arch_prctl, ARCH_SET_GS, a->gs_base);
+  if (r < 0) fail(a, 11, r);
+
+  /* Stop for the tracer (crmigrate-restore's parent half): it lets us run
+   * into rt_sigreturn and unmaps this region once the task is whole. */
+  sys3(NR_tgkill, a->pid, a->tid, SIGSTOP);
+
+  __asm__ volatile("mov %0, %%rsp\n\t"
+                   "mov %1, %%eax\n\t"
+                   "syscall\n\t"
+                   "hlt\n\t"
+                   :
+                   : "r"(a->sigframe_sp), "i"(NR_rt_sigreturn)
+                   : "memory");
+  for (;;) {}
+}

@@ -1,0 +1,68 @@
+/*
+ * Arguments of the restorer blob: the position-independent code that runs
+ * after crmigrate-restore has premapped the target's memory. The blob, these
+ * arguments, its stack and the signal frame live in one "bootstrap" region
+ * chosen free of every target mapping; the parent unmaps that region through
+ * ptrace after the final rt_sigreturn.
+ */
+#ifndef CRM_RESTORER_H
+#define CRM_RESTORER_H
+#include <stdint.h>
+
+#define RST_MAX_KEEP 4
+#define RST_MAX_SPECIAL 4
+
+struct rst_move {
+  uint64_t from, to, len;
+  uint32_t prot, pad;
+};
+
+struct rst_prctl_mm_map {
+  uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
+  uint64_t arg_start, arg_end, env_start, env_end;
+  uint64_t auxv;
+  uint32_t auxv_size, exe_fd;
+};
+
+struct rst_sigaction {
+  uint64_t handler, flags, restorer, mask;
+};
+
+struct rst_itimerval {
+  int64_t interval_sec, interval_usec, value_sec, value_usec;
+};
+
+struct restorer_args {
+  /* Everything outside these ranges (below TASK_SIZE) is unmapped first. */
+  uint64_t keep[RST_MAX_KEEP][2];
+  uint32_t nkeep;
+  /* The restorer's own rseq area, unregistered before its memory goes. */
+  uint32_t own_rseq_len;
+  uint64_t own_rseq;
+  uint32_t own_rseq_sig;
+  uint32_t nspecial;
+  /* [vvar]/[vvar_vclock]/[vdso] moved to where the target had them. */
+  struct rst_move special[RST_MAX_SPECIAL];
+  /* Premapped target VMAs: moved to their final address, then protected. */
+  uint64_t moves;  /* struct rst_move[nmoves] */
+  uint64_t nmoves;
+  struct rst_prctl_mm_map mm;
+  int32_t exe_fd;
+  int32_t err_fd;  /* where a failure is reported before exit_group */
+  struct rst_sigaction sigactions[64];
+  uint64_t siginfos;  /* struct crm_siginfo[nsiginfo] */
+  uint64_t nsiginfo;
+  int32_t pid, tid;
+  struct rst_itimerval itimers[3];
+  uint64_t rseq_abi;
+  uint32_t rseq_len, rseq_sig;
+  uint64_t fs_base, gs_base;
+  uint64_t close_fds[4]; /* restorer descriptors closed before the end */
+  uint32_t nclose, pad;
+  uint64_t sigframe_sp;  /* rsp for rt_sigreturn (frame + 8) */
+};
+
+/* Entry of the blob: never returns. */
+typedef void (*restorer_entry_fn)(struct restorer_args *args);
+
+#endif

@@ -1,0 +1,24 @@
+/* Small helpers shared by the parts of crmigrate-restore. */
+#ifndef CRM_RESTORE_UTIL_H
+#define CRM_RESTORE_UTIL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define PAGE_SIZE_BYTES 4096ULL
+#define TASK_SIZE_LIMIT 0x7ffffffff000ULL
+
+/* The descriptor error messages go to (stderr until the child moves it). */
+extern int g_err_fd;
+
+/* Prints "crmigrate-restore: <message>" on one line and exits 1. */
+__attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...);
+/* Same, with ": <strerror(errno)>" appended. */
+__attribute__((noreturn, format(printf, 1, 2))) void die_errno(const char *fmt, ...);
+void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Reads exactly len bytes; returns 0, 1 on clean EOF before any byte, -1 on error/short read. */
+int read_full(int fd, void *buf, size_t len);
+int write_full(int fd, const void *buf, size_t len);
+
+static inline uint64_t page_up(uint64_t v) { return (v + PAGE_SIZE_BYTES - 1) & ~(PAGE_SIZE_BYTES - 1); }
+#endif

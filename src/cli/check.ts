@@ -1,0 +1,264 @@
+/**
+ * `crmigrate check [--json]`: report whether this kernel offers what crmigrate
+ * needs. The probing itself is done by the native helper
+ * native/build/crmigrate-check (source: native/tools/crmigrate-check.c), which
+ * prints one tab-separated line per feature:
+ *
+ *     <id>\t<PASS|FAIL>\t<required|optional>\t<detail>
+ *
+ * This module maps those ids to human descriptions, prints a table (or JSON)
+ * and computes the exit code.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+interface FeatureInfo {
+  /** Short display name. */
+  label: string;
+  /** What crmigrate uses the feature for. */
+  purpose: string;
+  /** A failed required feature makes `crmigrate check` exit 1. */
+  required: boolean;
+}
+
+/** The single source of truth for feature descriptions, in display order. */
+const FEATURES: Readonly<Record<string, FeatureInfo>> = {
+  'ptrace-seize': {
+    label: 'ptrace SEIZE/INTERRUPT',
+    purpose: 'Freezes tasks and reads their registers and FPU state.',
+    required: true,
+  },
+  'syscall-injection': {
+    label: 'Syscall injection',
+    purpose: 'Runs syscalls inside a frozen task (state queries, mmap).',
+    required: true,
+  },
+  'clone3-set-tid': {
+    label: 'clone3 set_tid',
+    purpose: 'Recreates tasks with their original PIDs on restore.',
+    required: true,
+  },
+  'pr-set-mm-map': {
+    label: 'PR_SET_MM_MAP',
+    purpose: 'Restores mm layout fields (brk, stack, args, env, auxv).',
+    required: true,
+  },
+  'pidfd-getfd': {
+    label: 'pidfd_getfd',
+    purpose: 'Copies file descriptors out of a task to dump them.',
+    required: true,
+  },
+  'userfaultfd-wp': {
+    label: 'userfaultfd write-protect',
+    purpose: 'Tracks dirty pages for pre-copy during live migration.',
+    required: false,
+  },
+  'pagemap-scan': {
+    label: 'PAGEMAP_SCAN',
+    purpose: 'Finds the present pages of each mapping when dumping.',
+    required: true,
+  },
+  'tcp-repair': {
+    label: 'TCP repair mode',
+    purpose: 'Dumps and restores established TCP connections.',
+    required: false,
+  },
+  nftables: {
+    label: 'nftables',
+    purpose: 'Blocks a migrating connection\'s packets while it moves.',
+    required: false,
+  },
+  'time-namespace': {
+    label: 'Time namespace',
+    purpose: 'Keeps CLOCK_MONOTONIC continuous across hosts.',
+    required: false,
+  },
+  'proc-pid-mem': {
+    label: '/proc/PID/mem',
+    purpose: 'Reads and writes task memory.',
+    required: true,
+  },
+  kcmp: {
+    label: 'kcmp',
+    purpose: 'Detects files shared between tasks (dumped once).',
+    required: false,
+  },
+};
+
+type Status = 'PASS' | 'FAIL';
+
+interface CheckResult {
+  id: string;
+  label: string;
+  status: Status;
+  required: boolean;
+  purpose: string;
+  detail: string;
+}
+
+const CHECKER_PATH = fileURLToPath(new URL('../../native/build/crmigrate-check', import.meta.url));
+/** The checker promises to finish in under 5 s; allow slack before giving up. */
+const CHECKER_TIMEOUT_MS = 15_000;
+
+class CheckerError extends Error {}
+
+interface CheckerOutput {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runChecker(): Promise<CheckerOutput> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(CHECKER_PATH, [], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, CHECKER_TIMEOUT_MS);
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(spawnError(e));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (timedOut) {
+        reject(new CheckerError(`${CHECKER_PATH} did not finish within ${CHECKER_TIMEOUT_MS / 1000} s`));
+        return;
+      }
+      resolve({
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      });
+    });
+  });
+}
+
+function spawnError(e: unknown): CheckerError {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') {
+    return new CheckerError(`checker binary not found at ${CHECKER_PATH} (build the native helpers first)`);
+  }
+  if (code === 'EACCES') {
+    return new CheckerError(`checker binary at ${CHECKER_PATH} is not executable`);
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  return new CheckerError(`cannot run ${CHECKER_PATH}: ${msg}`);
+}
+
+/** Parse the checker's lines; unknown ids are kept, listed after the known ones. */
+function parseOutput(stdout: string): Map<string, { status: Status; required: boolean; detail: string }> {
+  const results = new Map<string, { status: Status; required: boolean; detail: string }>();
+  for (const line of stdout.split('\n')) {
+    if (line.trim() === '') continue;
+    const fields = line.split('\t');
+    const [id, status, req] = fields;
+    if (
+      fields.length < 4 ||
+      !id ||
+      (status !== 'PASS' && status !== 'FAIL') ||
+      (req !== 'required' && req !== 'optional')
+    ) {
+      throw new CheckerError(`unexpected output from ${CHECKER_PATH}: ${JSON.stringify(line.slice(0, 120))}`);
+    }
+    results.set(id, { status, required: req === 'required', detail: fields.slice(3).join(' ') });
+  }
+  return results;
+}
+
+function collect(raw: Map<string, { status: Status; required: boolean; detail: string }>): CheckResult[] {
+  const results: CheckResult[] = [];
+  for (const [id, info] of Object.entries(FEATURES)) {
+    const r = raw.get(id);
+    results.push({
+      id,
+      label: info.label,
+      status: r?.status ?? 'FAIL',
+      required: info.required,
+      purpose: info.purpose,
+      detail: r ? r.detail : 'not reported by the checker (outdated native build?)',
+    });
+  }
+  for (const [id, r] of raw) {
+    if (id in FEATURES) continue;
+    results.push({ id, label: id, status: r.status, required: r.required, purpose: '', detail: r.detail });
+  }
+  return results;
+}
+
+function printTable(results: CheckResult[]): void {
+  const header = ['Feature', 'Result', 'Used for', 'Detail'];
+  const rows = results.map((r) => [
+    r.label,
+    r.required || r.status === 'PASS' ? r.status : `${r.status} (optional)`,
+    r.purpose,
+    r.detail,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const fmt = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  const lines = [fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...rows.map(fmt)];
+
+  const failedRequired = results.filter((r) => r.required && r.status === 'FAIL');
+  const failedOptional = results.filter((r) => !r.required && r.status === 'FAIL');
+  lines.push('');
+  if (failedRequired.length === 0) {
+    lines.push(
+      failedOptional.length === 0
+        ? 'All features available.'
+        : `All required features available; ${failedOptional.length} optional feature(s) missing: ` +
+            failedOptional.map((r) => r.label).join(', ') + '.',
+    );
+  } else {
+    lines.push(
+      `crmigrate cannot work on this system: ${failedRequired.length} required feature(s) missing: ` +
+        failedRequired.map((r) => r.label).join(', ') + '.',
+    );
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+/**
+ * Run the kernel feature checker and print its results.
+ * Returns 0 if every required feature is available, 1 if not, 2 if the
+ * checker could not be run or produced unusable output.
+ */
+export async function runCheck(opts: { json: boolean }): Promise<number> {
+  let results: CheckResult[];
+  try {
+    const out = await runChecker();
+    if (out.signal !== null) {
+      throw new CheckerError(`${CHECKER_PATH} crashed (killed by ${out.signal})`);
+    }
+    if (out.code !== 0 && out.code !== 1) {
+      const why = out.stderr.trim().split('\n')[0] ?? '';
+      throw new CheckerError(`${CHECKER_PATH} failed with exit status ${out.code}${why ? `: ${why}` : ''}`);
+    }
+    const raw = parseOutput(out.stdout);
+    if (raw.size === 0) {
+      throw new CheckerError(`${CHECKER_PATH} produced no results`);
+    }
+    results = collect(raw);
+  } catch (e) {
+    if (!(e instanceof CheckerError)) throw e;
+    process.stderr.write(`crmigrate check: ${e.message}\n`);
+    return 2;
+  }
+
+  if (opts.json) {
+    process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+  } else {
+    printTable(results);
+  }
+  return results.some((r) => r.required && r.status === 'FAIL') ? 1 : 0;
+}
