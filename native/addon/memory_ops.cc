@@ -90,7 +90,7 @@ Napi::Value ScanPages(const Napi::CallbackInfo &info) {
 }
 
 // Reads a list of [addr, len] ranges of /proc/PID/mem back to back into one
-// buffer, off the main thread, and checksums the result.
+// buffer, off the main thread; resolves to the CRC-32C of each range.
 class ReadRangesWorker : public Napi::AsyncWorker {
  public:
   ReadRangesWorker(Napi::Env env, int fd, Napi::Buffer<uint8_t> dest, std::vector<uint64_t> ranges)
@@ -119,12 +119,16 @@ class ReadRangesWorker : public Napi::AsyncWorker {
         }
         done += (uint64_t)r;
       }
+      crcs_.push_back(Crc32c(0, data_ + off, len));
       off += len;
     }
-    crc_ = Crc32c(0, data_, off);
   }
 
-  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), crc_)); }
+  void OnOK() override {
+    auto arr = Napi::Uint32Array::New(Env(), crcs_.size());
+    for (size_t i = 0; i < crcs_.size(); i++) arr[i] = crcs_[i];
+    deferred_.Resolve(arr);
+  }
 
   void OnError(const Napi::Error &e) override {
     if (err_) {
@@ -144,7 +148,7 @@ class ReadRangesWorker : public Napi::AsyncWorker {
   uint8_t *data_;
   size_t cap_;
   std::vector<uint64_t> ranges_;
-  uint32_t crc_ = 0;
+  std::vector<uint32_t> crcs_;
   int err_ = 0;
   std::string where_;
 };

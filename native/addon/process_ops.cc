@@ -54,12 +54,23 @@ Napi::Value SendSignal(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// kcmp(KCMP_FILE): do two descriptors refer to one open file description?
+Napi::Value SameOpenFile(const Napi::CallbackInfo &info) {
+  long r = syscall(SYS_kcmp, ToInt(info[0]), ToInt(info[2]), 0 /* KCMP_FILE */, ToInt(info[1]), ToInt(info[3]));
+  if (r < 0) {
+    ThrowErrno(info.Env(), "kcmp(KCMP_FILE)", errno);
+    return info.Env().Undefined();
+  }
+  return Napi::Boolean::New(info.Env(), r == 0);
+}
+
 }  // namespace
 
 void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("setChildSubreaper", Napi::Function::New(env, SetChildSubreaper));
   exports.Set("reapChildren", Napi::Function::New(env, ReapChildren));
   exports.Set("isAlive", Napi::Function::New(env, IsAlive));
+  exports.Set("sameOpenFile", Napi::Function::New(env, SameOpenFile));
   exports.Set("sendSignal", Napi::Function::New(env, SendSignal));
 }
 

@@ -97,6 +97,7 @@ static void plan_specials(const struct plan *p, const struct premap *pm, struct 
       tgt[nt++] = &p->vmas[i];
     }
   if (nt == 0) return; /* the target had unmapped its vdso: ours goes away */
+  if (2 * nt > RST_MAX_SPECIAL_MOVES) die("too many special mappings");
   if (nt != pm->nown_special) die("the image's vdso layout (%u mappings) differs from this kernel's (%u)", nt, pm->nown_special);
   /* Two moves per mapping: first all into scratch, then into place, so a
    * target address that overlaps one of ours never clobbers it. */
@@ -111,7 +112,6 @@ static void plan_specials(const struct plan *p, const struct premap *pm, struct 
     a->special[nt + i] = (struct rst_move){.from = scratch + off, .to = tgt[i]->start, .len = len};
     off += len;
   }
-  if (2 * nt > RST_MAX_SPECIAL) die("too many special mappings");
   a->nspecial = 2 * nt;
 }
 

@@ -11,6 +11,7 @@
 
 #define RST_MAX_KEEP 4
 #define RST_MAX_SPECIAL 4
+#define RST_MAX_SPECIAL_MOVES (2 * RST_MAX_SPECIAL)
 
 struct rst_move {
   uint64_t from, to, len;
@@ -42,7 +43,7 @@ struct restorer_args {
   uint32_t own_rseq_sig;
   uint32_t nspecial;
   /* [vvar]/[vvar_vclock]/[vdso] moved to where the target had them. */
-  struct rst_move special[RST_MAX_SPECIAL];
+  struct rst_move special[RST_MAX_SPECIAL_MOVES];
   /* Premapped target VMAs: moved to their final address, then protected. */
   uint64_t moves;  /* struct rst_move[nmoves] */
   uint64_t nmoves;

@@ -1,0 +1,84 @@
+// `crmigrate dump`: freeze a process, write its image, then kill it or let it
+// go on. Nothing is changed in the process unless the image is complete.
+import { hostname, release } from 'node:os';
+import { native } from '../native/addon.js';
+import { RecordType, IMAGE_VERSION, PAGE_SIZE, type HeaderRecord } from '../image/records.js';
+import { ImageWriter, type ByteSink } from '../image/stream.js';
+import { collectFds } from '../resources/files.js';
+import { collectVmas, dumpPages, type PageDumpStats } from '../resources/memory.js';
+import { collectRegisters, xsaveFeatures } from '../resources/registers.js';
+import { collectSignals } from '../resources/signals.js';
+import { checkTaskSupported, collectTask } from '../resources/task.js';
+import { collectTimers } from '../resources/timers.js';
+import { CrmError, ExitCode } from '../util/errors.js';
+import { VERSION } from '../version.js';
+import { FrozenTask } from './freeze.js';
+import { Injector } from './inject.js';
+
+export interface DumpResult {
+  pid: number;
+  pages: PageDumpStats;
+  imageBytes: number;
+  frozenSeconds: number;
+}
+
+export interface DumpOptions {
+  /** After the image is written: 'kill' the process or let it 'continue'. */
+  after: 'kill' | 'continue';
+  /** Called once the image is complete, before the process is killed or let go. */
+  beforeRelease?: () => Promise<void>;
+}
+
+export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions): Promise<DumpResult> {
+  if (!Number.isInteger(pid) || pid <= 0) throw new CrmError(`invalid PID ${pid}`, ExitCode.USAGE);
+  if (pid === process.pid || pid === process.ppid) throw new CrmError(`refusing to checkpoint crmigrate itself (PID ${pid})`, ExitCode.USAGE);
+  checkTaskSupported(pid);
+  const t0 = process.hrtime.bigint();
+  const task = FrozenTask.freeze(pid);
+  let ok = false;
+  try {
+    // Checked again now that nothing can change under us.
+    checkTaskSupported(pid);
+    const memFd = native.openProcFile(pid, 'mem');
+    let record;
+    const inj = new Injector(task, memFd);
+    try {
+      inj.open();
+      record = {
+        task: collectTask(pid, inj),
+        regs: collectRegisters(task),
+        signals: collectSignals(task, inj),
+        timers: collectTimers(task, inj),
+      };
+    } finally {
+      inj.close();
+      native.closeFd(memFd);
+    }
+    const vmas = collectVmas(pid);
+    const fds = collectFds(pid);
+
+    const out = new ImageWriter(sink);
+    await out.start();
+    const header: HeaderRecord = {
+      imageVersion: IMAGE_VERSION, toolVersion: VERSION, arch: 'x86_64', kernel: release(), hostname: hostname(),
+      pageSize: PAGE_SIZE, xsaveSize: record.regs.xsave.length, xcr0: xsaveFeatures(record.regs.xsave),
+      createdMs: BigInt(Date.now()), rootPid: pid,
+    };
+    await out.record(RecordType.HEADER, header);
+    await out.record(RecordType.TASK, record.task);
+    await out.record(RecordType.REGS, record.regs);
+    await out.record(RecordType.SIGNALS, record.signals);
+    await out.record(RecordType.TIMERS, record.timers);
+    for (const v of vmas) await out.record(RecordType.VMA, v);
+    for (const f of fds) await out.record(RecordType.FD, f);
+    const pages = await dumpPages(pid, vmas, out);
+    await out.finish();
+    if (opts.beforeRelease) await opts.beforeRelease();
+    ok = true;
+    const frozenSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    return { pid, pages, imageBytes: out.bytesWritten, frozenSeconds };
+  } finally {
+    if (ok && opts.after === 'kill') task.kill();
+    else task.thaw();
+  }
+}

@@ -1,0 +1,106 @@
+// Freezing one task with ptrace (seize + interrupt: no signal side effects),
+// and the two ways out: thaw (it carries on as if nothing happened) or kill.
+import { native } from '../native/addon.js';
+import { CrmError, ExitCode } from '../util/errors.js';
+import { parseStatus, readProc } from '../util/procfs.js';
+
+export const SYS = {
+  mmap: 9, munmap: 11, rt_sigaction: 13, getitimer: 36, brk: 12, sigaltstack: 131, restart_syscall: 219,
+} as const;
+
+const ERESTARTSYS = 512n;
+const ERESTARTNOINTR = 513n;
+const ERESTARTNOHAND = 514n;
+const ERESTART_RESTARTBLOCK = 516n;
+
+// struct user_regs_struct offsets (8-byte words)
+export const REG = { r15: 0, r14: 1, r13: 2, r12: 3, rbp: 4, rbx: 5, r11: 6, r10: 7, r9: 8, r8: 9, rax: 10, rcx: 11, rdx: 12,
+  rsi: 13, rdi: 14, orig_rax: 15, rip: 16, cs: 17, eflags: 18, rsp: 19, ss: 20, fs_base: 21, gs_base: 22 } as const;
+
+export const getReg = (regs: Buffer, r: keyof typeof REG): bigint => regs.readBigUInt64LE(REG[r] * 8);
+export const setReg = (regs: Buffer, r: keyof typeof REG, v: bigint): void => {
+  regs.writeBigUInt64LE(BigInt.asUintN(64, v), REG[r] * 8);
+};
+
+export interface SyscallState {
+  inSyscall: boolean;
+  nr: bigint;
+}
+
+/**
+ * Registers as they must be on resume. A task interrupted inside a system
+ * call has rax = -ERESTART*; resuming means going back to the `syscall`
+ * instruction with rax = the call number. For `live` (the same task goes on)
+ * a RESTARTBLOCK call continues through restart_syscall, which finds its
+ * state in the kernel; a restored task has no such state, so it repeats the
+ * original call with its original arguments (still in its registers).
+ */
+export function resumeRegs(raw: Buffer, live: boolean): { regs: Buffer; syscall: SyscallState } {
+  const regs = Buffer.from(raw);
+  const orig = BigInt.asIntN(64, getReg(regs, 'orig_rax'));
+  const rax = BigInt.asIntN(64, getReg(regs, 'rax'));
+  const state: SyscallState = { inSyscall: false, nr: orig };
+  if (orig >= 0n) {
+    if (rax === -ERESTARTSYS || rax === -ERESTARTNOINTR || rax === -ERESTARTNOHAND) {
+      setReg(regs, 'rax', orig);
+      setReg(regs, 'rip', getReg(regs, 'rip') - 2n);
+      state.inSyscall = true;
+    } else if (rax === -ERESTART_RESTARTBLOCK) {
+      setReg(regs, 'rax', live ? BigInt(SYS.restart_syscall) : orig);
+      setReg(regs, 'rip', getReg(regs, 'rip') - 2n);
+      state.inSyscall = true;
+    }
+  }
+  setReg(regs, 'orig_rax', -1n);
+  return { regs, syscall: state };
+}
+
+export class FrozenTask {
+  /** Registers at the freeze, untouched. */
+  readonly rawRegs: Buffer;
+  readonly sigmask: bigint;
+  private live = true;
+  private touched = false;
+
+  private constructor(readonly pid: number) {
+    this.rawRegs = native.getRegs(pid);
+    this.sigmask = native.getSigmask(pid);
+  }
+
+  static freeze(pid: number): FrozenTask {
+    const status = parseStatus(readProc(pid, 'status'));
+    const tracer = Number(status.get('TracerPid') ?? '0');
+    if (tracer !== 0) throw new CrmError(`process ${pid} is already traced by PID ${tracer} (a debugger?); refusing to touch it`, ExitCode.UNSUPPORTED);
+    try {
+      native.seize(pid);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'ESRCH') throw new CrmError(`no process with PID ${pid}`, ExitCode.NO_PROCESS);
+      if (code === 'EPERM') throw new CrmError(`not permitted to trace process ${pid} (run as root, or it is already traced)`, ExitCode.SYSTEM);
+      throw new CrmError(`cannot freeze process ${pid}: ${(err as Error).message}`, ExitCode.SYSTEM);
+    }
+    return new FrozenTask(pid);
+  }
+
+  /** Called before injecting system calls: registers must be put back. */
+  markTouched(): void {
+    this.touched = true;
+  }
+
+  /** Lets the task carry on exactly where it was. */
+  thaw(): void {
+    if (!this.live) return;
+    this.live = false;
+    if (this.touched) {
+      native.setRegs(this.pid, resumeRegs(this.rawRegs, true).regs);
+      native.setSigmask(this.pid, this.sigmask);
+    }
+    native.detach(this.pid);
+  }
+
+  kill(): void {
+    if (!this.live) return;
+    this.live = false;
+    native.killTraced(this.pid);
+  }
+}

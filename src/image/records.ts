@@ -1,0 +1,256 @@
+// The image schema: every record type crmigrate writes, defined once. The
+// interfaces are the decoded shapes; `validate` checks meaning (ranges,
+// alignment, enums) on top of the structural checks of the schema codec.
+import { ImageError } from '../util/errors.js';
+import { decodeWith, encodeWith, Reader, Writer, type Decoded, type Schema } from './schema.js';
+
+export const IMAGE_MAGIC = Buffer.from('CRMIMG\r\n', 'latin1');
+export const IMAGE_VERSION = 1;
+export const PAGE_SIZE = 4096;
+
+export const RecordType = {
+  HEADER: 1,
+  TASK: 2,
+  REGS: 3,
+  SIGNALS: 4,
+  TIMERS: 5,
+  VMA: 6,
+  FD: 7,
+  PAGES: 8,
+  TRAILER: 255,
+} as const;
+export type RecordTypeId = (typeof RecordType)[keyof typeof RecordType];
+
+export interface HeaderRecord {
+  imageVersion: number;
+  toolVersion: string;
+  arch: string;
+  kernel: string;
+  hostname: string;
+  pageSize: number;
+  xsaveSize: number;
+  xcr0: bigint;
+  createdMs: bigint;
+  rootPid: number;
+}
+
+export interface TaskRecord {
+  pid: number;
+  tid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  comm: string;
+  exe: string;
+  cwd: string;
+  root: string;
+  personality: number;
+  umask: number;
+  uids: number[]; // real, effective, saved, fs
+  gids: number[];
+  startCode: number; endCode: number; startData: number; endData: number;
+  startBrk: number; brk: number; startStack: number;
+  argStart: number; argEnd: number; envStart: number; envEnd: number;
+  auxv: Buffer;
+  rseqAbi: bigint;
+  rseqLen: number;
+  rseqSig: number;
+}
+
+export interface RegsRecord {
+  tid: number;
+  gp: Buffer; // struct user_regs_struct, 216 bytes, restart-adjusted
+  xsave: Buffer; // NT_X86_XSTATE
+  inSyscall: boolean; // stopped inside a system call that will be restarted
+  syscallNr: bigint;
+}
+
+export interface SigactionEntry { sig: number; handler: bigint; flags: bigint; restorer: bigint; mask: bigint }
+export interface PendingSignal { shared: boolean; info: Buffer }
+export interface SignalsRecord {
+  tid: number;
+  blocked: bigint;
+  actions: SigactionEntry[];
+  pending: PendingSignal[];
+  altstackSp: bigint;
+  altstackSize: bigint;
+  altstackFlags: number;
+}
+
+export interface ItimerEntry { which: number; intervalSec: bigint; intervalUsec: bigint; valueSec: bigint; valueUsec: bigint }
+export interface TimersRecord { itimers: ItimerEntry[] }
+
+export const VmaKind = { ANON_PRIVATE: 1, ANON_SHARED: 2, FILE_PRIVATE: 3, FILE_SHARED: 4, VDSO: 5, VVAR: 6 } as const;
+export type VmaKindId = (typeof VmaKind)[keyof typeof VmaKind];
+export const VmFlag = {
+  GROWSDOWN: 1 << 0, NORESERVE: 1 << 1, DONTFORK: 1 << 2, DONTDUMP: 1 << 3, WIPEONFORK: 1 << 4,
+  HUGEPAGE: 1 << 5, NOHUGEPAGE: 1 << 6, LOCKED: 1 << 7, DONTEXPAND: 1 << 8,
+} as const;
+
+export interface FileIdentity { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint }
+
+export interface VmaRecord {
+  start: number;
+  end: number;
+  kind: VmaKindId;
+  prot: number;
+  vmFlags: number;
+  pgoff: number;
+  path: string; // backing file, or the special name ([vdso], [heap], [stack]...)
+  openWrite: boolean; // the backing file is open for writing (shared writable mappings)
+  file: FileIdentity;
+}
+
+export const FdKind = { FILE: 1, DIR: 2, PATH: 3 } as const;
+export type FdKindId = (typeof FdKind)[keyof typeof FdKind];
+export interface FdRecord {
+  fd: number;
+  kind: FdKindId;
+  path: string;
+  flags: number;
+  pos: bigint;
+  cloexec: boolean;
+  shareId: number;
+  file: FileIdentity;
+}
+
+export interface TrailerRecord {
+  records: number; // records before the trailer, header included
+  pages: number;
+  pageBytes: bigint;
+  chainCrc: number; // CRC-32C over every record frame header, in order
+}
+
+const fileIdentity: Schema = [['dev', 'u64'], ['ino', 'u64'], ['size', 'u64'], ['mtimeNs', 'u64']];
+
+export const schemas: Record<Exclude<RecordTypeId, typeof RecordType.PAGES>, Schema> = {
+  [RecordType.HEADER]: [
+    ['imageVersion', 'u32'], ['toolVersion', { str: 64 }], ['arch', { str: 32 }], ['kernel', { str: 256 }],
+    ['hostname', { str: 256 }], ['pageSize', 'u32'], ['xsaveSize', 'u32'], ['xcr0', 'u64'], ['createdMs', 'u64'],
+    ['rootPid', 'i32'],
+  ],
+  [RecordType.TASK]: [
+    ['pid', 'i32'], ['tid', 'i32'], ['ppid', 'i32'], ['pgid', 'i32'], ['sid', 'i32'], ['comm', { str: 15 }],
+    ['exe', { str: 4096 }], ['cwd', { str: 4096 }], ['root', { str: 4096 }], ['personality', 'u32'], ['umask', 'u32'],
+    ['uids', { list: [['id', 'u32']], max: 4 }], ['gids', { list: [['id', 'u32']], max: 4 }],
+    ['startCode', 'addr'], ['endCode', 'addr'], ['startData', 'addr'], ['endData', 'addr'], ['startBrk', 'addr'],
+    ['brk', 'addr'], ['startStack', 'addr'], ['argStart', 'addr'], ['argEnd', 'addr'], ['envStart', 'addr'],
+    ['envEnd', 'addr'], ['auxv', { bytes: 1024 }], ['rseqAbi', 'u64'], ['rseqLen', 'u32'], ['rseqSig', 'u32'],
+  ],
+  [RecordType.REGS]: [['tid', 'i32'], ['gp', { bytes: 216 }], ['xsave', { bytes: 65536 }], ['inSyscall', 'bool'], ['syscallNr', 'i64']],
+  [RecordType.SIGNALS]: [
+    ['tid', 'i32'], ['blocked', 'u64'],
+    ['actions', { list: [['sig', 'u8'], ['handler', 'u64'], ['flags', 'u64'], ['restorer', 'u64'], ['mask', 'u64']], max: 64 }],
+    ['pending', { list: [['shared', 'bool'], ['info', { bytes: 128 }]], max: 65536 }],
+    ['altstackSp', 'u64'], ['altstackSize', 'u64'], ['altstackFlags', 'u32'],
+  ],
+  [RecordType.TIMERS]: [
+    ['itimers', { list: [['which', 'u8'], ['intervalSec', 'u64'], ['intervalUsec', 'u64'], ['valueSec', 'u64'], ['valueUsec', 'u64']], max: 3 }],
+  ],
+  [RecordType.VMA]: [
+    ['start', 'addr'], ['end', 'addr'], ['kind', 'u8'], ['prot', 'u8'], ['vmFlags', 'u32'], ['pgoff', 'addr'],
+    ['path', { str: 4096 }], ['openWrite', 'bool'], ['file', { struct: fileIdentity }],
+  ],
+  [RecordType.FD]: [
+    ['fd', 'i32'], ['kind', 'u8'], ['path', { str: 4096 }], ['flags', 'u32'], ['pos', 'u64'], ['cloexec', 'bool'],
+    ['shareId', 'u32'], ['file', { struct: fileIdentity }],
+  ],
+  [RecordType.TRAILER]: [['records', 'u32'], ['pages', 'u32'], ['pageBytes', 'u64'], ['chainCrc', 'u32']],
+};
+
+export const recordName = (t: number): string =>
+  Object.entries(RecordType).find(([, v]) => v === t)?.[0].toLowerCase() ?? `type-${t}`;
+
+// Lists of u32 ids are stored as [{id}] for the schema; flatten them here.
+const idLists = new Set(['uids', 'gids']);
+
+export function encodeRecord(type: Exclude<RecordTypeId, typeof RecordType.PAGES>, value: object): Buffer {
+  const w = new Writer();
+  const v: Decoded = { ...(value as Decoded) };
+  for (const k of idLists) if (Array.isArray(v[k])) v[k] = (v[k] as number[]).map((id) => ({ id }));
+  encodeWith(w, schemas[type], v, recordName(type));
+  return w.finish();
+}
+
+export function decodeRecord(type: number, payload: Buffer): Decoded {
+  if (type === RecordType.PAGES || !(type in schemas)) throw new ImageError(`unknown record type ${type}`);
+  const name = recordName(type);
+  const r = new Reader(payload, name);
+  const v = decodeWith(r, schemas[type as keyof typeof schemas], name);
+  r.end();
+  for (const k of idLists) if (Array.isArray(v[k])) v[k] = (v[k] as { id: number }[]).map((x) => x.id);
+  validate(type as RecordTypeId, v);
+  return v;
+}
+
+function check(cond: boolean, msg: string): void {
+  if (!cond) throw new ImageError(msg);
+}
+
+const pageAligned = (n: number): boolean => n % PAGE_SIZE === 0;
+
+/** Semantic checks of a decoded record. */
+export function validate(type: RecordTypeId, v: Decoded): void {
+  switch (type) {
+    case RecordType.HEADER: {
+      check(v.imageVersion === IMAGE_VERSION, `image version ${String(v.imageVersion)} is not supported (this crmigrate reads ${IMAGE_VERSION})`);
+      check(v.arch === 'x86_64', `image is for ${String(v.arch)}, not x86_64`);
+      check(v.pageSize === PAGE_SIZE, `image page size ${String(v.pageSize)} is not ${PAGE_SIZE}`);
+      check((v.xsaveSize as number) >= 576 && (v.xsaveSize as number) <= 65536, 'image header has an invalid xsave size');
+      break;
+    }
+    case RecordType.TASK: {
+      const t = v as unknown as TaskRecord;
+      check(t.pid > 0 && t.tid > 0, `task record has an invalid pid ${t.pid}`);
+      check(t.startCode <= t.endCode && t.startData <= t.endData && t.startBrk <= t.brk && t.argStart <= t.argEnd && t.envStart <= t.envEnd,
+        `task ${t.pid} has inconsistent memory layout fields`);
+      check(t.auxv.length % 16 === 0, `task ${t.pid} auxv is not a list of pairs`);
+      check(t.rseqLen === 0 || (t.rseqLen >= 32 && t.rseqAbi % 32n === 0n), `task ${t.pid} has an invalid rseq registration`);
+      check(t.uids.length === 4 && t.gids.length === 4, `task ${t.pid} credentials incomplete`);
+      break;
+    }
+    case RecordType.REGS: {
+      const r = v as unknown as RegsRecord;
+      check(r.gp.length === 216, `registers of ${r.tid}: general-purpose block is ${r.gp.length} bytes, expected 216`);
+      check(r.xsave.length >= 576, `registers of ${r.tid}: FPU state too short`);
+      break;
+    }
+    case RecordType.SIGNALS: {
+      const s = v as unknown as SignalsRecord;
+      for (const a of s.actions) check(a.sig >= 1 && a.sig <= 64 && a.sig !== 9 && a.sig !== 19, `signal action for invalid signal ${a.sig}`);
+      for (const p of s.pending) {
+        check(p.info.length === 128, 'pending signal siginfo must be 128 bytes');
+        const signo = p.info.readInt32LE(0);
+        check(signo >= 1 && signo <= 64, `pending signal has invalid number ${signo}`);
+      }
+      break;
+    }
+    case RecordType.TIMERS: {
+      const t = v as unknown as TimersRecord;
+      for (const it of t.itimers) {
+        check(it.which <= 2, `itimer ${it.which} unknown`);
+        check(it.intervalUsec < 1000000n && it.valueUsec < 1000000n, 'itimer microseconds out of range');
+      }
+      break;
+    }
+    case RecordType.VMA: {
+      const m = v as unknown as VmaRecord;
+      check(m.start < m.end && pageAligned(m.start) && pageAligned(m.end) && m.end <= 0x7ffffffff000,
+        `mapping ${m.start.toString(16)}-${m.end.toString(16)} has a bad range`);
+      check(m.kind >= 1 && m.kind <= 6, `mapping at ${m.start.toString(16)} has unknown kind ${m.kind}`);
+      check((m.prot & ~7) === 0, `mapping at ${m.start.toString(16)} has bad protection ${m.prot}`);
+      if (m.kind === VmaKind.FILE_PRIVATE || m.kind === VmaKind.FILE_SHARED)
+        check(m.path.startsWith('/'), `file mapping at ${m.start.toString(16)} has no absolute path`);
+      break;
+    }
+    case RecordType.FD: {
+      const f = v as unknown as FdRecord;
+      check(f.fd >= 0 && f.fd < 1 << 20, `descriptor number ${f.fd} out of range`);
+      check(f.kind >= 1 && f.kind <= 3, `descriptor ${f.fd} has unknown kind ${f.kind}`);
+      check(f.path.startsWith('/'), `descriptor ${f.fd} has no absolute path`);
+      break;
+    }
+    case RecordType.TRAILER:
+      break;
+  }
+}

@@ -1,0 +1,191 @@
+// Framing of the image stream. A stream is the magic, then records:
+//   frame header: u32 type | u32 payload length | u32 crc | u32 reserved (0)
+//   payload:      the record (schema-encoded), or for PAGES a 16-byte prefix
+//                 (u64 address | u32 page count | u32 0) and the page bytes.
+// The crc is CRC-32C of the payload; for PAGES it is computed over the page
+// bytes first and then the prefix (so the native reader can checksum pages as
+// it reads them). The trailer counts the records and pages and carries a
+// CRC-32C chained over every frame header, so a dropped, duplicated or
+// reordered record is caught even when each record is intact.
+import { native } from '../native/addon.js';
+import { ImageError } from '../util/errors.js';
+import {
+  decodeRecord, encodeRecord, IMAGE_MAGIC, PAGE_SIZE, RecordType, recordName,
+  type RecordTypeId, type TrailerRecord,
+} from './records.js';
+
+const FRAME = 16;
+const PAGES_PREFIX = 16;
+const MAX_META = 16 << 20;
+export const MAX_PAGES_RECORD = 64 << 20;
+
+export interface ByteSink {
+  write(chunk: Buffer): Promise<void>;
+}
+
+export class ImageWriter {
+  private records = 0;
+  private pages = 0;
+  private pageBytes = 0n;
+  private chain = 0;
+  bytesWritten = 0;
+
+  constructor(private readonly sink: ByteSink) {}
+
+  async start(): Promise<void> {
+    await this.emit(Buffer.from(IMAGE_MAGIC));
+  }
+
+  private async emit(b: Buffer): Promise<void> {
+    this.bytesWritten += b.length;
+    await this.sink.write(b);
+  }
+
+  private frame(type: number, len: number, crc: number): Buffer {
+    const f = Buffer.alloc(FRAME);
+    f.writeUInt32LE(type, 0);
+    f.writeUInt32LE(len, 4);
+    f.writeUInt32LE(crc, 8);
+    this.chain = native.crc32c(f, this.chain);
+    this.records++;
+    return f;
+  }
+
+  async record(type: Exclude<RecordTypeId, typeof RecordType.PAGES | typeof RecordType.TRAILER>, value: object): Promise<void> {
+    const payload = encodeRecord(type, value);
+    await this.emit(Buffer.concat([this.frame(type, payload.length, native.crc32c(payload)), payload]));
+  }
+
+  /** data: whole pages starting at addr; dataCrc: CRC-32C of data (computed by the reader). */
+  async pagesRecord(addr: number, data: Buffer, dataCrc?: number): Promise<void> {
+    if (data.length % PAGE_SIZE || addr % PAGE_SIZE || data.length > MAX_PAGES_RECORD) throw new Error('pagesRecord: unaligned or oversized');
+    const prefix = Buffer.alloc(PAGES_PREFIX);
+    prefix.writeBigUInt64LE(BigInt(addr), 0);
+    prefix.writeUInt32LE(data.length / PAGE_SIZE, 8);
+    const crc = native.crc32c(prefix, dataCrc ?? native.crc32c(data));
+    await this.emit(Buffer.concat([this.frame(RecordType.PAGES, PAGES_PREFIX + data.length, crc), prefix]));
+    await this.emit(data);
+    this.pages += data.length / PAGE_SIZE;
+    this.pageBytes += BigInt(data.length);
+  }
+
+  async finish(): Promise<TrailerRecord> {
+    const t: TrailerRecord = { records: this.records, pages: this.pages, pageBytes: this.pageBytes, chainCrc: this.chain };
+    const payload = encodeRecord(RecordType.TRAILER, t);
+    await this.emit(Buffer.concat([this.frame(RecordType.TRAILER, payload.length, native.crc32c(payload)), payload]));
+    return t;
+  }
+}
+
+/** Pulls exact byte counts out of an async stream of chunks. */
+class ByteQueue {
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private done = false;
+  constructor(private readonly it: AsyncIterator<Buffer>) {}
+
+  private async fill(n: number): Promise<boolean> {
+    while (this.have < n && !this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else if (r.value.length) {
+        this.chunks.push(r.value);
+        this.have += r.value.length;
+      }
+    }
+    return this.have >= n;
+  }
+
+  /** Resolves to null at a clean end of stream (no byte left). */
+  async read(n: number, what: string): Promise<Buffer | null> {
+    if (!(await this.fill(n))) {
+      if (this.have === 0) return null;
+      throw new ImageError(`image truncated inside ${what} (${this.have} of ${n} bytes)`);
+    }
+    let out: Buffer;
+    const first = this.chunks[0];
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let off = 0;
+      while (off < n) {
+        const c = this.chunks[0];
+        const take = Math.min(c.length, n - off);
+        c.copy(out, off, 0, take);
+        off += take;
+        if (take === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(take);
+      }
+    }
+    this.have -= n;
+    return out;
+  }
+}
+
+export type ImageItem =
+  | { type: typeof RecordType.PAGES; addr: number; data: Buffer }
+  | { type: Exclude<RecordTypeId, typeof RecordType.PAGES>; value: Record<string, unknown> };
+
+/**
+ * Decodes and validates an image stream record by record. Every record is
+ * checked (frame, checksum, schema, meaning) before it is yielded; the
+ * trailer is checked last, so a consumer must not commit to anything until
+ * the generator has finished without throwing.
+ */
+export async function* readImage(source: AsyncIterable<Buffer>): AsyncGenerator<ImageItem, TrailerRecord> {
+  const q = new ByteQueue(source[Symbol.asyncIterator]());
+  const magic = await q.read(IMAGE_MAGIC.length, 'the magic');
+  if (!magic) throw new ImageError('image is empty');
+  if (!magic.equals(IMAGE_MAGIC)) throw new ImageError('not a crmigrate image (bad magic)');
+  let records = 0;
+  let pages = 0;
+  let pageBytes = 0n;
+  let chain = 0;
+  for (;;) {
+    const f = await q.read(FRAME, `the frame header of record ${records + 1}`);
+    if (!f) throw new ImageError(`image truncated: it ends after ${records} records without a trailer`);
+    const type = f.readUInt32LE(0);
+    const len = f.readUInt32LE(4);
+    const crc = f.readUInt32LE(8);
+    const what = `record ${records + 1} (${recordName(type)})`;
+    if (f.readUInt32LE(12) !== 0) throw new ImageError(`${what}: reserved frame field is not zero`);
+    if (records === 0 && type !== RecordType.HEADER) throw new ImageError('image does not start with a header record');
+    const max = type === RecordType.PAGES ? PAGES_PREFIX + MAX_PAGES_RECORD : MAX_META;
+    if (len > max) throw new ImageError(`${what}: length ${len} exceeds the limit of ${max}`);
+    const payload = await q.read(len, what);
+    if (!payload) throw new ImageError(`image truncated inside ${what}`);
+    if (type === RecordType.PAGES) {
+      if (len < PAGES_PREFIX + PAGE_SIZE || (len - PAGES_PREFIX) % PAGE_SIZE) throw new ImageError(`${what}: length ${len} is not whole pages`);
+      const data = payload.subarray(PAGES_PREFIX);
+      const prefix = payload.subarray(0, PAGES_PREFIX);
+      if (native.crc32c(prefix, native.crc32c(data)) !== crc) throw new ImageError(`${what}: checksum mismatch (corrupted image)`);
+      const addr = prefix.readBigUInt64LE(0);
+      const count = prefix.readUInt32LE(8);
+      if (count * PAGE_SIZE !== data.length || prefix.readUInt32LE(12) !== 0) throw new ImageError(`${what}: page count does not match its length`);
+      if (addr % BigInt(PAGE_SIZE) !== 0n || addr + BigInt(data.length) > 0x7ffffffff000n) throw new ImageError(`${what}: bad page address 0x${addr.toString(16)}`);
+      chain = native.crc32c(f, chain);
+      records++;
+      pages += count;
+      pageBytes += BigInt(data.length);
+      yield { type: RecordType.PAGES, addr: Number(addr), data };
+      continue;
+    }
+    if (native.crc32c(payload) !== crc) throw new ImageError(`${what}: checksum mismatch (corrupted image)`);
+    const value = decodeRecord(type, payload);
+    if (type === RecordType.TRAILER) {
+      const t = value as unknown as TrailerRecord;
+      if (t.records !== records || t.pages !== pages || t.pageBytes !== pageBytes || t.chainCrc !== chain)
+        throw new ImageError(`image trailer does not match its content (records ${records}/${t.records}, pages ${pages}/${t.pages}): records missing or reordered`);
+      const extra = await q.read(1, 'data after the trailer');
+      if (extra) throw new ImageError('image has data after its trailer');
+      return t;
+    }
+    chain = native.crc32c(f, chain);
+    records++;
+    if (records > 1 && type === RecordType.HEADER) throw new ImageError(`${what}: a second header`);
+    yield { type: type as Exclude<RecordTypeId, typeof RecordType.PAGES>, value };
+  }
+}

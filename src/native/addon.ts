@@ -1,0 +1,49 @@
+// The native addon (native/addon/*.cc), typed. Everything here is a thin
+// wrapper over system calls; decisions stay in TypeScript.
+import { createRequire } from 'node:module';
+
+export interface RseqConfig {
+  abiPointer: bigint;
+  length: number;
+  signature: number;
+  flags: number;
+}
+
+export interface ReapedChild {
+  pid: number;
+  code?: number;
+  signal?: number;
+}
+
+export interface NativeAddon {
+  seize(pid: number): { stopSignal: number };
+  detach(pid: number): void;
+  killTraced(pid: number): void;
+  getRegs(pid: number): Buffer;
+  setRegs(pid: number, regs: Buffer): void;
+  getXstate(pid: number): Buffer;
+  getSigmask(pid: number): bigint;
+  setSigmask(pid: number, mask: bigint): void;
+  peekSiginfo(pid: number, shared: boolean): Buffer[];
+  getRseq(pid: number): RseqConfig;
+  injectSyscall(pid: number, baseRegs: Buffer, insn: bigint, nr: number, args: (bigint | number)[]): bigint;
+  openProcFile(pid: number, name: string, write?: boolean): number;
+  closeFd(fd: number): void;
+  scanPages(pagemapFd: number, start: number, end: number, excludeFilePages: boolean): Float64Array;
+  readRanges(memFd: number, dest: Buffer, ranges: Float64Array): Promise<Uint32Array>;
+  /** kcmp(KCMP_FILE): pidA/fdA and pidB/fdB share one open file description. */
+  sameOpenFile(pidA: number, fdA: number, pidB: number, fdB: number): boolean;
+  readMem(memFd: number, addr: number | bigint, len: number): Buffer;
+  crc32c(data: Uint8Array, seed?: number): number;
+  setChildSubreaper(): void;
+  reapChildren(): ReapedChild[];
+  isAlive(pid: number): boolean;
+  sendSignal(pid: number, sig: number): void;
+}
+
+const require = createRequire(import.meta.url);
+export const native: NativeAddon = require('../../build/Release/crmigrate_native.node') as NativeAddon;
+
+/** Absolute paths of the native executables built by `make -C native`. */
+export const nativeBin = (name: 'crmigrate-restore' | 'crmigrate-check' | 'subreaper'): string =>
+  new URL(`../../native/build/${name}`, import.meta.url).pathname;

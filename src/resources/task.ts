@@ -1,0 +1,92 @@
+// The task itself: identity, memory layout fields (for PR_SET_MM_MAP), auxv,
+// executable, working directory and root, personality, umask, credentials,
+// rseq registration.
+import { readFileSync } from 'node:fs';
+import { native } from '../native/addon.js';
+import type { Injector } from '../dump/inject.js';
+import { SYS } from '../dump/freeze.js';
+import type { TaskRecord } from '../image/records.js';
+import { TaskFlag, type Plan } from '../restore/plan-model.js';
+import { UnsupportedError } from '../util/errors.js';
+import { parseStat, parseStatus, procPath, readProc, readProcLink } from '../util/procfs.js';
+
+const ids = (line: string | undefined): number[] => (line ?? '').split(/\s+/).filter(Boolean).map(Number);
+
+export function collectTask(pid: number, inj: Injector): TaskRecord {
+  const stat = parseStat(readProc(pid, 'stat'));
+  const status = parseStatus(readProc(pid, 'status'));
+  const num = (i: number): number => Number(stat[i]);
+  const exe = readProcLink(pid, 'exe');
+  if (exe.endsWith(' (deleted)')) throw new UnsupportedError(`the executable of process ${pid} was deleted (${exe}); unlinked files are not supported yet`);
+  const brk = inj.call(SYS.brk, [0]);
+  const rseq = native.getRseq(pid);
+  const auxv = readFileSync(procPath(pid, 'auxv'));
+  // trim after AT_NULL, keeping the terminating pair
+  let auxLen = auxv.length - (auxv.length % 16);
+  for (let i = 0; i + 16 <= auxv.length; i += 16) if (auxv.readBigUInt64LE(i) === 0n) { auxLen = i + 16; break; }
+  return {
+    pid,
+    tid: pid,
+    ppid: num(4),
+    pgid: num(5),
+    sid: num(6),
+    comm: stat[2].slice(0, 15),
+    exe,
+    cwd: readProcLink(pid, 'cwd'),
+    root: readProcLink(pid, 'root'),
+    personality: parseInt(readProc(pid, 'personality').trim(), 16),
+    umask: parseInt(status.get('Umask') ?? '22', 8),
+    uids: ids(status.get('Uid')),
+    gids: ids(status.get('Gid')),
+    startCode: num(26), endCode: num(27), startStack: num(28),
+    startData: num(45), endData: num(46), startBrk: num(47),
+    brk: Number(brk),
+    argStart: num(48), argEnd: num(49), envStart: num(50), envEnd: num(51),
+    auxv: auxv.subarray(0, auxLen),
+    rseqAbi: rseq.length ? rseq.abiPointer : 0n,
+    rseqLen: rseq.length,
+    rseqSig: rseq.signature,
+  };
+}
+
+export function planTask(t: TaskRecord, plan: Plan): void {
+  const p = plan.task;
+  p.pid = t.pid;
+  p.tid = t.tid;
+  p.comm = t.comm;
+  p.exePath = t.exe;
+  p.cwdPath = t.cwd;
+  p.rootPath = t.root;
+  p.personality = t.personality;
+  p.umask = t.umask;
+  p.mm = {
+    startCode: t.startCode, endCode: t.endCode, startData: t.startData, endData: t.endData, startBrk: t.startBrk,
+    brk: t.brk, startStack: t.startStack, argStart: t.argStart, argEnd: t.argEnd, envStart: t.envStart, envEnd: t.envEnd,
+  };
+  p.auxv = t.auxv;
+  if (t.rseqLen) {
+    p.flags |= TaskFlag.RSEQ;
+    p.rseq = { abi: t.rseqAbi, len: t.rseqLen, sig: t.rseqSig };
+  }
+  if (t.sid === t.pid) p.flags |= TaskFlag.SESSION_LEADER;
+  else if (t.pgid === t.pid) p.flags |= TaskFlag.GROUP_LEADER;
+}
+
+/** Refuses what this version cannot move, before anything is changed. */
+export function checkTaskSupported(pid: number): void {
+  const status = parseStatus(readProc(pid, 'status'));
+  const threads = Number(status.get('Threads') ?? '1');
+  if (threads > 1) throw new UnsupportedError(`process ${pid} has ${threads} threads; multi-threaded processes are not supported yet`);
+  const children = readProc(pid, `task/${pid}/children`).trim();
+  if (children) throw new UnsupportedError(`process ${pid} has child processes (${children.split(' ').join(', ')}); process trees are not supported yet`);
+  if (status.get('State')?.startsWith('Z')) throw new UnsupportedError(`process ${pid} is a zombie`);
+  if (Number(status.get('Kthread') ?? '0') === 1 || readProc(pid, 'cmdline') === '' && !readProcLink(pid, 'exe'))
+    throw new UnsupportedError(`process ${pid} is a kernel thread`);
+  const seccomp = Number(status.get('Seccomp') ?? '0');
+  if (seccomp !== 0) throw new UnsupportedError(`process ${pid} runs under a seccomp filter (mode ${seccomp}); not supported yet`);
+  const ns = ['pid', 'mnt', 'net', 'ipc', 'uts', 'user', 'time'];
+  for (const n of ns) {
+    if (readProcLink(pid, `ns/${n}`) !== readProcLink(process.pid, `ns/${n}`))
+      throw new UnsupportedError(`process ${pid} lives in its own ${n} namespace; namespaces are not supported yet`);
+  }
+}

@@ -1,0 +1,117 @@
+// Binary encoding of the restore plan, byte for byte the layout of
+// native/include/crm_plan.h (checked by the shared vector test/vectors/plan-v1.bin).
+import type { Plan } from './plan-model.js';
+
+export const PLAN_MAGIC = 0x504d5243;
+export const PLAN_VERSION = 1;
+export const SIZES = { header: 64, task: 3576, vma: 48, fd: 32, siginfo: 136 } as const;
+const AUXV_WORDS = 128;
+
+class StringTable {
+  private readonly parts: Buffer[] = [Buffer.from([0])];
+  private readonly index = new Map<string, number>([['', 0]]);
+  private size = 1;
+  add(s: string): number {
+    const known = this.index.get(s);
+    if (known !== undefined) return known;
+    const b = Buffer.from(s + '\0', 'utf8');
+    const off = this.size;
+    this.parts.push(b);
+    this.size += b.length;
+    this.index.set(s, off);
+    return off;
+  }
+  bytes(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}
+
+const align8 = (n: number): number => (n + 7) & ~7;
+
+export function encodePlan(plan: Plan): Buffer {
+  const strings = new StringTable();
+  const t = plan.task;
+  if (t.auxv.length > AUXV_WORDS * 8 || t.auxv.length % 16) throw new Error('plan: auxv too large or not pairs');
+  if (t.regs.length !== 216) throw new Error('plan: register block must be 216 bytes');
+
+  const task = Buffer.alloc(SIZES.task);
+  let o = 0;
+  const u32 = (v: number): void => { task.writeUInt32LE(v >>> 0, o); o += 4; };
+  const i32 = (v: number): void => { task.writeInt32LE(v, o); o += 4; };
+  const u64 = (v: bigint | number): void => { task.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), o); o += 8; };
+  i32(t.pid); i32(t.tid); u32(t.flags); u32(t.personality);
+  u32(t.umask); u32(strings.add(t.exePath)); u32(strings.add(t.cwdPath)); u32(strings.add(t.rootPath));
+  const comm = Buffer.from(t.comm, 'utf8').subarray(0, 15);
+  comm.copy(task, o); o += 16;
+  const m = t.mm;
+  for (const v of [m.startCode, m.endCode, m.startData, m.endData, m.startBrk, m.brk, m.startStack, m.argStart, m.argEnd, m.envStart, m.envEnd]) u64(v);
+  u32(t.auxv.length / 8); u32(0);
+  t.auxv.copy(task, o); o += AUXV_WORDS * 8;
+  t.regs.copy(task, o); o += 216;
+  u64(t.blocked);
+  for (let s = 0; s < 64; s++) {
+    const a = t.sigactions[s];
+    u64(a.handler); u64(a.flags); u64(a.restorer); u64(a.mask);
+  }
+  u64(t.altstack.sp); u64(t.altstack.size); u32(t.altstack.flags); u32(0);
+  for (const it of t.itimers) { u64(it.intervalSec); u64(it.intervalUsec); u64(it.valueSec); u64(it.valueUsec); }
+  u64(t.rseq.abi); u32(t.rseq.len); u32(t.rseq.sig);
+  if (o !== SIZES.task) throw new Error(`plan: task block is ${o} bytes, expected ${SIZES.task}`);
+
+  const vmas = Buffer.alloc(plan.vmas.length * SIZES.vma);
+  plan.vmas.forEach((v, i) => {
+    const b = i * SIZES.vma;
+    vmas.writeBigUInt64LE(BigInt(v.start), b);
+    vmas.writeBigUInt64LE(BigInt(v.end), b + 8);
+    vmas.writeBigUInt64LE(BigInt(v.pgoff), b + 16);
+    vmas.writeUInt32LE(v.kind, b + 24);
+    vmas.writeUInt32LE(v.prot, b + 28);
+    vmas.writeUInt32LE(v.vmFlags, b + 32);
+    vmas.writeUInt32LE(strings.add(v.path), b + 36);
+    vmas.writeUInt32LE(v.openFlags, b + 40);
+  });
+  const fds = Buffer.alloc(plan.fds.length * SIZES.fd);
+  plan.fds.forEach((f, i) => {
+    const b = i * SIZES.fd;
+    fds.writeInt32LE(f.fd, b);
+    fds.writeUInt32LE(f.kind, b + 4);
+    fds.writeUInt32LE(f.flags >>> 0, b + 8);
+    fds.writeUInt32LE(f.cloexec ? 1 : 0, b + 12);
+    fds.writeBigUInt64LE(f.pos, b + 16);
+    fds.writeUInt32LE(strings.add(f.path), b + 24);
+    fds.writeUInt32LE(f.shareId, b + 28);
+  });
+  const sigs = Buffer.alloc(plan.siginfos.length * SIZES.siginfo);
+  plan.siginfos.forEach((s, i) => {
+    const b = i * SIZES.siginfo;
+    sigs.writeUInt32LE(s.shared ? 1 : 0, b);
+    s.raw.copy(sigs, b + 8, 0, 128);
+  });
+  const str = strings.bytes();
+
+  const sections = [task, vmas, fds, sigs, plan.xsave, str];
+  const offsets: number[] = [];
+  let at: number = SIZES.header;
+  for (const s of sections) {
+    offsets.push(at);
+    at = align8(at + s.length);
+  }
+  const total = at;
+  const out = Buffer.alloc(total);
+  const h = [PLAN_MAGIC, PLAN_VERSION, total, SIZES.header, offsets[0], SIZES.task, offsets[1], plan.vmas.length,
+    offsets[2], plan.fds.length, offsets[3], plan.siginfos.length, offsets[4], plan.xsave.length, offsets[5], str.length];
+  h.forEach((v, i) => out.writeUInt32LE(v >>> 0, i * 4));
+  sections.forEach((s, i) => s.copy(out, offsets[i]));
+  return out;
+}
+
+/** Page stream chunk header (struct crm_chunk). */
+export const CHUNK_PAGES = 1;
+export const CHUNK_END = 2;
+export function chunkHeader(kind: number, addr: number, len: number): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64LE(BigInt(addr), 0);
+  b.writeUInt32LE(len, 8);
+  b.writeUInt32LE(kind, 12);
+  return b;
+}

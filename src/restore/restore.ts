@@ -1,0 +1,137 @@
+// Restoring from an image stream: decode and check the metadata, preflight
+// (files, PID), build the plan, run crmigrate-restore and feed it the pages.
+// The restored task is only let go once the whole stream, trailer included,
+// has been verified; any failure before that kills it.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { nativeBin } from '../native/addon.js';
+import { RecordType } from '../image/records.js';
+import { readImage, type ImageItem } from '../image/stream.js';
+import { checkFilesPresent } from '../resources/files.js';
+import { planVmas } from '../resources/memory.js';
+import { planRegisters } from '../resources/registers.js';
+import { planSignals } from '../resources/signals.js';
+import { planTask } from '../resources/task.js';
+import { planTimers } from '../resources/timers.js';
+import { planFds } from '../resources/files.js';
+import { CrmError, ExitCode, ImageError } from '../util/errors.js';
+import { MetaCollector, type ImageMeta } from './image-model.js';
+import { chunkHeader, CHUNK_END, CHUNK_PAGES, encodePlan } from './plan-codec.js';
+import { emptyTask, type Plan } from './plan-model.js';
+
+export function buildPlan(meta: ImageMeta): Plan {
+  const plan: Plan = { task: emptyTask(), vmas: [], fds: [], siginfos: [], xsave: Buffer.alloc(0) };
+  planTask(meta.task, plan);
+  planRegisters(meta.regs, plan);
+  planSignals(meta.signals, plan);
+  planTimers(meta.timers, plan);
+  planVmas(meta.vmas, plan);
+  planFds(meta.fds, plan);
+  return plan;
+}
+
+/** Refuses, with every problem listed, before anything is started. */
+export function preflight(meta: ImageMeta): void {
+  const problems = checkFilesPresent(meta.vmas, meta.fds);
+  if (problems.length) throw new CrmError(`cannot restore: ${problems.join('; ')}`, ExitCode.MISSING_FILE);
+  if (existsSync(`/proc/${meta.task.pid}`)) throw new CrmError(`cannot restore: PID ${meta.task.pid} is already in use on this host`, ExitCode.PID_TAKEN);
+}
+
+export interface RestoreOptions {
+  pidfile?: string;
+  /** Decides whether the restored task may run (migration commit); default: yes. */
+  commit?: (pid: number) => Promise<boolean>;
+}
+
+export interface RestoreResult {
+  pid: number;
+  pages: number;
+  seconds: number;
+}
+
+export async function restoreFromStream(source: AsyncIterable<Buffer>, opts: RestoreOptions = {}): Promise<RestoreResult> {
+  const t0 = process.hrtime.bigint();
+  const items = readImage(source);
+  const meta = new MetaCollector();
+  let first: IteratorResult<ImageItem, unknown>;
+  for (;;) {
+    first = await items.next();
+    if (first.done) throw new ImageError('image has no page data and ended early');
+    if (first.value.type === RecordType.PAGES) break;
+    meta.add(first.value);
+  }
+  const m = meta.finish();
+  preflight(m);
+  const plan = encodePlan(buildPlan(m));
+
+  const child = spawn(nativeBin('crmigrate-restore'), [], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const stderr: string[] = [];
+  createInterface({ input: child.stderr }).on('line', (l) => stderr.push(l));
+  const lines = createInterface({ input: child.stdout });
+  const status: string[] = [];
+  let wake: (() => void) | null = null;
+  lines.on('line', (l) => { status.push(l); wake?.(); });
+  let exitCode: number | null = null;
+  const exited = new Promise<number>((resolve) =>
+    child.on('close', (code, sig) => {
+      exitCode = code ?? 128 + (sig ? 9 : 0);
+      wake?.();
+      resolve(exitCode);
+    }));
+  child.stdin.on('error', () => undefined); // EPIPE when it dies: reported through its exit
+
+  const failure = async (fallback: string): Promise<never> => {
+    child.kill('SIGKILL');
+    const code = await exited;
+    const msg = stderr.find((l) => l.startsWith('crmigrate-restore: '))?.slice('crmigrate-restore: '.length) ?? fallback;
+    throw new CrmError(`restore failed: ${msg}`, code === 2 ? ExitCode.PID_TAKEN : ExitCode.FAILURE);
+  };
+  const write = (b: Buffer): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (exitCode !== null) { reject(new Error('restorer exited')); return; }
+      child.stdin.write(b, (err) => (err ? reject(err) : resolve()));
+    });
+  const nextStatus = async (): Promise<string | null> => {
+    while (!status.length) {
+      if (exitCode !== null) return null;
+      await new Promise<void>((r) => { wake = r; });
+      wake = null;
+    }
+    return status.shift()!;
+  };
+
+  let pages = 0;
+  try {
+    await write(plan);
+    let item: IteratorResult<ImageItem, unknown> = first;
+    while (!item.done) {
+      const v = item.value;
+      if (v.type !== RecordType.PAGES) throw new ImageError(`record type ${v.type} after the page data`);
+      await write(chunkHeader(CHUNK_PAGES, v.addr, v.data.length));
+      await write(v.data);
+      pages += v.data.length / 4096;
+      item = await items.next();
+    }
+    await write(chunkHeader(CHUNK_END, 0, 0));
+  } catch (err) {
+    if (err instanceof ImageError) {
+      child.kill('SIGKILL');
+      await exited;
+      throw err;
+    }
+    return failure((err as Error).message);
+  }
+  const ready = await nextStatus();
+  if (!ready?.startsWith('READY ')) return failure('the restorer stopped before the task was complete');
+  const pid = Number(ready.slice(6));
+  const go = opts.commit ? await opts.commit(pid).catch(() => false) : true;
+  await write(Buffer.from(go ? 'G' : 'A')).catch(() => undefined);
+  const running = await nextStatus();
+  const code = await exited;
+  if (!go) throw new CrmError('restore discarded before the task ran', ExitCode.FAILURE);
+  if (!running?.startsWith('RUNNING ') || code !== 0) return failure(`the restorer exited with status ${code}`);
+  if (opts.pidfile) await writeFile(opts.pidfile, `${pid}\n`);
+  return { pid, pages, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+}

@@ -1,0 +1,43 @@
+// Reading /proc/PID files: one place for the parsing rules.
+import { readFileSync, readlinkSync } from 'node:fs';
+import { CrmError, ExitCode } from './errors.js';
+
+export const procPath = (pid: number, name: string): string => `/proc/${pid}/${name}`;
+
+export function readProc(pid: number, name: string): string {
+  try {
+    return readFileSync(procPath(pid, name), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH')
+      throw new CrmError(`no process with PID ${pid}`, ExitCode.NO_PROCESS);
+    throw err;
+  }
+}
+
+export function readProcLink(pid: number, name: string): string {
+  return readlinkSync(procPath(pid, name));
+}
+
+/** /proc/PID/stat fields, 1-based as in proc(5); field 2 (comm) kept whole. */
+export function parseStat(text: string): string[] {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) throw new Error('malformed /proc/PID/stat');
+  const rest = text.slice(close + 2).trim().split(' ');
+  return ['', text.slice(0, open).trim(), text.slice(open + 1, close), ...rest];
+}
+
+/** "Key:\tvalue" lines of /proc/PID/status. */
+export function parseStatus(text: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) m.set(line.slice(0, i), line.slice(i + 1).trim());
+  }
+  return m;
+}
+
+/** /proc/PID/fdinfo/N: "pos", "flags" (octal), "mnt_id", ... */
+export function parseFdinfo(text: string): Map<string, string> {
+  return parseStatus(text);
+}
