@@ -50,6 +50,7 @@ enum crm_vma_kind {
 #define CRM_VM_NOHUGEPAGE (1u << 6)
 #define CRM_VM_LOCKED (1u << 7)
 #define CRM_VM_DONTEXPAND (1u << 8)
+#define CRM_VM_ACCOUNT (1u << 9)   /* charged to the commit limit ("ac") */
 
 enum crm_fd_kind {
   CRM_FD_FILE = 1, /* regular file or character device, reopened by path */

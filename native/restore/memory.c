@@ -76,13 +76,20 @@ static void apply_advice(uint64_t addr, uint64_t len, uint32_t vm_flags) {
 static void map_one(const struct plan *p, const struct crm_vma *v, uint64_t at) {
   uint64_t len = v->end - v->start;
   int flags = MAP_FIXED;
-  int prot = PROT_READ | PROT_WRITE; /* writable while pages are filled in */
+  /* Private mappings are premapped writable only if the task's mapping is
+   * charged to the commit limit ("ac"): making one writable sets VM_ACCOUNT
+   * for good. Others keep their final protection and are filled through
+   * /proc/self/mem, which writes past the protection without changing it. */
+  int prot = (v->vm_flags & CRM_VM_ACCOUNT) ? PROT_READ | PROT_WRITE : (int)v->prot;
   int fd = -1;
   if (v->vm_flags & CRM_VM_NORESERVE) flags |= MAP_NORESERVE;
   if (v->vm_flags & CRM_VM_GROWSDOWN) flags |= MAP_GROWSDOWN;
   switch (v->kind) {
     case CRM_VMA_ANON_PRIVATE: flags |= MAP_PRIVATE | MAP_ANONYMOUS; break;
-    case CRM_VMA_ANON_SHARED: flags |= MAP_SHARED | MAP_ANONYMOUS; break;
+    case CRM_VMA_ANON_SHARED:
+      flags |= MAP_SHARED | MAP_ANONYMOUS;
+      prot = PROT_READ | PROT_WRITE;
+      break;
     case CRM_VMA_FILE_PRIVATE:
     case CRM_VMA_FILE_SHARED: {
       const char *path = plan_str(p, v->path);
@@ -104,6 +111,13 @@ static void map_one(const struct plan *p, const struct crm_vma *v, uint64_t at) 
     die_errno("mmap of %llx-%llx (%s)", (unsigned long long)v->start, (unsigned long long)v->end,
               fd >= 0 ? plan_str(p, v->path) : "anonymous");
   if (fd >= 0) close(fd);
+  if ((v->vm_flags & CRM_VM_ACCOUNT) && v->kind == CRM_VMA_ANON_PRIVATE && !(v->prot & PROT_WRITE)) {
+    /* mprotect() to read-only drops VM_ACCOUNT from an anonymous mapping
+     * that never had a page; the task's mapping had one at some point. Give
+     * ours its anon_vma with a page that is written and dropped again. */
+    *(volatile char *)at = 0;
+    if (madvise((void *)at, PAGE_SIZE_BYTES, MADV_DONTNEED) < 0) die_errno("madvise(MADV_DONTNEED)");
+  }
   apply_advice(at, len, v->vm_flags);
 }
 
@@ -163,13 +177,29 @@ static int find_vma(const struct plan *p, uint64_t addr, uint64_t len) {
   return -1;
 }
 
+/* Writes into premapped memory that is not writable (see map_one). */
+static void write_protected(int *mem_fd, uint64_t dst, int in_fd, uint32_t len) {
+  static uint8_t bounce[1 << 20];
+  if (*mem_fd < 0 && (*mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC)) < 0) die_errno("open /proc/self/mem");
+  for (uint32_t done = 0; done < len;) {
+    uint32_t n = len - done < sizeof bounce ? len - done : (uint32_t)sizeof bounce;
+    if (read_full(in_fd, bounce, n)) die("page stream truncated inside the chunk at premap %llx", (unsigned long long)dst);
+    if (pwrite(*mem_fd, bounce, n, (off_t)(dst + done)) != (ssize_t)n) die_errno("writing pages at premap %llx", (unsigned long long)(dst + done));
+    done += n;
+  }
+}
+
 void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
+  int mem_fd = -1;
   for (;;) {
     struct crm_chunk c;
     int r = read_full(in_fd, &c, sizeof c);
     if (r == 1) die("page stream ended before its end marker (image incomplete)");
     if (r < 0) die_errno("reading the page stream");
-    if (c.kind == CRM_CHUNK_END) return;
+    if (c.kind == CRM_CHUNK_END) {
+      if (mem_fd >= 0) close(mem_fd);
+      return;
+    }
     if (c.kind != CRM_CHUNK_PAGES) die("page stream has an unknown chunk kind %u", c.kind);
     if (c.len == 0 || c.len > CRM_CHUNK_MAX || c.len % PAGE_SIZE_BYTES || c.addr % PAGE_SIZE_BYTES)
       die("page stream chunk at %llx has a bad length %u", (unsigned long long)c.addr, c.len);
@@ -177,6 +207,11 @@ void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
     if (i < 0 || !pm->addr[i] || p->vmas[i].kind == CRM_VMA_FILE_SHARED)
       die("page stream chunk %llx+%u lies outside any private or anonymous mapping", (unsigned long long)c.addr, c.len);
     void *dst = (void *)(pm->addr[i] + (c.addr - p->vmas[i].start));
+    int writable = p->vmas[i].kind == CRM_VMA_ANON_SHARED || (p->vmas[i].vm_flags & CRM_VM_ACCOUNT);
+    if (!writable) {
+      write_protected(&mem_fd, (uint64_t)dst, in_fd, c.len);
+      continue;
+    }
     if (read_full(in_fd, dst, c.len)) die("page stream truncated inside the chunk at %llx", (unsigned long long)c.addr);
   }
 }

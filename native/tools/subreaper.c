@@ -2,13 +2,15 @@
  * subreaper: runs a command as a child subreaper and reaps every orphan that
  * is reparented to it. PID 1 on the test machines does not reap, so restored
  * (daemonised) test processes would stay zombies without this.
- * Exits with the command's status.
+ * Descriptors other than 0-2 are closed for the command. Exits with the
+ * command's status.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +35,9 @@ int main(int argc, char **argv) {
     return 70;
   }
   if (g_cmd == 0) {
+    /* Descriptors leaked by whoever started us must not reach the tests'
+     * processes (they would be checkpointed along with them). */
+    syscall(SYS_close_range, 3, ~0U, 0);
     execvp(argv[1], argv + 1);
     fprintf(stderr, "subreaper: cannot run %s: %s\n", argv[1], strerror(errno));
     _exit(127);

@@ -84,7 +84,7 @@ export const VmaKind = { ANON_PRIVATE: 1, ANON_SHARED: 2, FILE_PRIVATE: 3, FILE_
 export type VmaKindId = (typeof VmaKind)[keyof typeof VmaKind];
 export const VmFlag = {
   GROWSDOWN: 1 << 0, NORESERVE: 1 << 1, DONTFORK: 1 << 2, DONTDUMP: 1 << 3, WIPEONFORK: 1 << 4,
-  HUGEPAGE: 1 << 5, NOHUGEPAGE: 1 << 6, LOCKED: 1 << 7, DONTEXPAND: 1 << 8,
+  HUGEPAGE: 1 << 5, NOHUGEPAGE: 1 << 6, LOCKED: 1 << 7, DONTEXPAND: 1 << 8, ACCOUNT: 1 << 9,
 } as const;
 
 export interface FileIdentity { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint }

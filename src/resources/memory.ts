@@ -15,7 +15,7 @@ const O_RDWR = 2;
 
 const VMFLAG_BY_NAME: Record<string, number> = {
   gd: VmFlag.GROWSDOWN, nr: VmFlag.NORESERVE, dc: VmFlag.DONTFORK, dd: VmFlag.DONTDUMP, wf: VmFlag.WIPEONFORK,
-  hg: VmFlag.HUGEPAGE, nh: VmFlag.NOHUGEPAGE, lo: VmFlag.LOCKED, de: VmFlag.DONTEXPAND,
+  hg: VmFlag.HUGEPAGE, nh: VmFlag.NOHUGEPAGE, lo: VmFlag.LOCKED, de: VmFlag.DONTEXPAND, ac: VmFlag.ACCOUNT,
 };
 // VmFlags that mean a mapping crmigrate cannot recreate.
 const UNSUPPORTED_VMFLAGS: Record<string, string> = {

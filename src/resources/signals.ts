@@ -36,7 +36,7 @@ export function collectSignals(task: FrozenTask, inj: Injector): SignalsRecord {
     actions,
     pending,
     altstackSp: ss.readBigUInt64LE(0),
-    altstackFlags: ss.readInt32LE(8) & ~1 /* SS_ONSTACK is a state, not a setting */,
+    altstackFlags: (ss.readInt32LE(8) & ~1) >>> 0 /* SS_ONSTACK is a state, not a setting */,
     altstackSize: ss.readBigUInt64LE(16),
   };
 }

@@ -18,8 +18,12 @@ export function collectTimers(task: FrozenTask, inj: Injector): TimersRecord {
 }
 
 export function planTimers(t: TimersRecord, plan: Plan): void {
-  // getitimer never reports 0 for an armed timer (it rounds up), so the
-  // values can be replayed as they are: 0 means disarmed.
-  for (const it of t.itimers)
-    plan.task.itimers[it.which] = { intervalSec: it.intervalSec, intervalUsec: it.intervalUsec, valueSec: it.valueSec, valueUsec: it.valueUsec };
+  for (const it of t.itimers) {
+    let { valueSec, valueUsec } = it;
+    // An ITIMER_REAL that has just expired reads 0 left: it re-arms itself
+    // only when its SIGALRM is dequeued (that signal is in the image's pending
+    // list). Replaying 0 would disarm it for good, so arm it for one interval.
+    if (it.which === 0 && valueSec === 0n && valueUsec === 0n) ({ intervalSec: valueSec, intervalUsec: valueUsec } = it);
+    plan.task.itimers[it.which] = { intervalSec: it.intervalSec, intervalUsec: it.intervalUsec, valueSec, valueUsec };
+  }
 }

@@ -66,11 +66,22 @@ static int check(int ok, const char *what, const char *fmt, ...)
 		say("ok - %s", what);
 		return 1;
 	}
-	char details[3072];
+	char raw[3072], details[3072];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(details, sizeof details, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
+	/* Keep the report on one line: escape newlines and tabs. */
+	size_t j = 0;
+	for (size_t i = 0; raw[i] && j + 3 < sizeof details; i++) {
+		if (raw[i] == '\n' || raw[i] == '\t') {
+			details[j++] = '\\';
+			details[j++] = raw[i] == '\n' ? 'n' : 't';
+		} else {
+			details[j++] = raw[i];
+		}
+	}
+	details[j] = '\0';
 	say("not ok - %s: %s", what, details);
 	g_failures++;
 	return 0;

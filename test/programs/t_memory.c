@@ -496,8 +496,9 @@ static int try_write(volatile unsigned char *p, unsigned char v)
 	return ok;
 }
 
-/* Write into [addr, addr+len) via read(2) from a file: EFAULT if unwritable. */
-static int kernel_can_write(int fd, void *addr, size_t len)
+/* Let the kernel write into [addr, addr+len) with pread(): 0 or the errno
+ * (EFAULT when the range is not writable), without risking a SIGSEGV. */
+static int errno_writing_into(int fd, void *addr, size_t len)
 {
 	return pread(fd, addr, len, 0) >= 0 ? 0 : errno;
 }
@@ -661,7 +662,7 @@ int main(int argc, char **argv)
 		const char *e = maps_entry(snap_after.maps, gap3 + PAGE, gap3 + 2 * PAGE);
 		check(e && !strncmp(e, "---p ", 5), "PROT_NONE hole shown as ---p in maps",
 		      "maps entry: %s", e ? e : "(none with that exact range)");
-		int err = kernel_can_write(probe_fd, gap3 + PAGE, 16);
+		int err = errno_writing_into(probe_fd, gap3 + PAGE, 16);
 		check(err == EFAULT, "PROT_NONE hole inaccessible (read() into it fails with EFAULT)",
 		      "got %s", err ? strerror(err) : "success");
 	}
@@ -679,6 +680,8 @@ int main(int argc, char **argv)
 		unsigned long brk_now = syscall(SYS_brk, 0);
 		check(brk_now == brk_before, "kernel program break (brk(0)) unchanged",
 		      "expected %#lx, got %#lx", brk_before, brk_now);
+		check((unsigned long)sbrk(0) == brk_before, "sbrk(0) unchanged", "expected %#lx, got %p",
+		      brk_before, sbrk(0));
 		int has_heap = strstr(norm_after, "[heap]") != NULL;
 		check(has_heap, "[heap] mapping present", "no [heap] line in maps");
 	}
@@ -706,7 +709,7 @@ int main(int argc, char **argv)
 		const char *e = maps_entry(snap_after.maps, rdonly, rdonly + RO_PAGES * PAGE);
 		check(e && !strncmp(e, "r--p", 4), "mprotect(PROT_READ) region shown as r--p",
 		      "maps entry: %s", e ? e : "(none with that exact range)");
-		int err = kernel_can_write(probe_fd, rdonly, 16);
+		int err = errno_writing_into(probe_fd, rdonly, 16);
 		check(err == EFAULT, "mprotect(PROT_READ) region not writable (read() into it: EFAULT)",
 		      "got %s", err ? strerror(err) : "success");
 		check(mismatch(rdonly, RO_PAGES * PAGE, SEED_RO) < 0, "read-only region unchanged by the probe",

@@ -326,11 +326,12 @@ int main(int argc, char **argv)
 		die("sigaltstack");
 
 	/* Blocked mask, then pending signals in both queues. */
-	static const int blocked_sigs[] = { SIGUSR1, SIGQUIT, SIGWINCH, 0 };
+	/* SIGWINCH and SIGRTMAX are blocked with nothing pending. */
 	sigset_t blocked;
 	sigemptyset(&blocked);
-	for (int i = 0; blocked_sigs[i]; i++)
-		sigaddset(&blocked, blocked_sigs[i]);
+	sigaddset(&blocked, SIGUSR1);
+	sigaddset(&blocked, SIGQUIT);
+	sigaddset(&blocked, SIGWINCH);
 	sigaddset(&blocked, RT_QUEUED);
 	sigaddset(&blocked, RT_PRIVATE);
 	sigaddset(&blocked, SIGRTMAX);

@@ -1,0 +1,245 @@
+// Unit tests of the pure planning helpers: the system call restart fix-ups
+// of resumeRegs, the smaps parser and the /proc/PID/stat parser.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { REG, getReg, resumeRegs, setReg, SYS } from '../../dist/dump/freeze.js';
+import { parseSmaps } from '../../dist/resources/memory.js';
+import { parseStat } from '../../dist/util/procfs.js';
+
+// ---------------------------------------------------------------------------
+// resumeRegs
+
+const ERESTARTSYS = 512n;
+const ERESTARTNOINTR = 513n;
+const ERESTARTNOHAND = 514n;
+const ERESTART_RESTARTBLOCK = 516n;
+const U64 = (v) => BigInt.asUintN(64, v);
+const RIP = 0x7f0012345678n;
+
+/** A user_regs_struct with every word distinct, then the given registers. */
+function makeRegs(set) {
+  const b = Buffer.alloc(216);
+  for (let i = 0; i < 27; i++) b.writeBigUInt64LE(0x1111000000000000n + BigInt(i) * 0x10101n, i * 8);
+  setReg(b, 'cs', 0x33n);
+  setReg(b, 'ss', 0x2bn);
+  setReg(b, 'rip', RIP);
+  for (const [k, v] of Object.entries(set)) setReg(b, k, v);
+  return b;
+}
+
+/** Every word of a and b equal except the listed registers. */
+function assertOnlyChanged(before, after, changed) {
+  assert.equal(after.length, 216);
+  const skip = new Set(changed.map((r) => REG[r]));
+  for (let i = 0; i < 27; i++) {
+    if (skip.has(i)) continue;
+    assert.equal(after.readBigUInt64LE(i * 8), before.readBigUInt64LE(i * 8), `word ${i} must not change`);
+  }
+}
+
+for (const [name, code] of [['ERESTARTSYS', ERESTARTSYS], ['ERESTARTNOINTR', ERESTARTNOINTR], ['ERESTARTNOHAND', ERESTARTNOHAND]]) {
+  for (const live of [true, false]) {
+    test(`resumeRegs: -${name} (${live ? 'live' : 'restored'}) goes back to the syscall instruction with rax = nr`, () => {
+      const raw = makeRegs({ orig_rax: 7n /* poll */, rax: U64(-code) });
+      const copy = Buffer.from(raw);
+      const { regs, syscall } = resumeRegs(raw, live);
+      assert.equal(getReg(regs, 'rax'), 7n);
+      assert.equal(getReg(regs, 'rip'), RIP - 2n);
+      assert.equal(getReg(regs, 'orig_rax'), U64(-1n));
+      assert.deepEqual(syscall, { inSyscall: true, nr: 7n });
+      assertOnlyChanged(raw, regs, ['rax', 'rip', 'orig_rax']);
+      assert.deepEqual(raw, copy, 'the input buffer must not be modified');
+      assert.notEqual(regs.buffer, raw.buffer);
+    });
+  }
+}
+
+test('resumeRegs: system call number 0 (read) is a system call too', () => {
+  const raw = makeRegs({ orig_rax: 0n, rax: U64(-ERESTARTSYS) });
+  const { regs, syscall } = resumeRegs(raw, false);
+  assert.equal(getReg(regs, 'rax'), 0n);
+  assert.equal(getReg(regs, 'rip'), RIP - 2n);
+  assert.equal(getReg(regs, 'orig_rax'), U64(-1n));
+  assert.deepEqual(syscall, { inSyscall: true, nr: 0n });
+});
+
+test('resumeRegs: -ERESTART_RESTARTBLOCK, live task continues through restart_syscall', () => {
+  const raw = makeRegs({ orig_rax: 35n /* nanosleep */, rax: U64(-ERESTART_RESTARTBLOCK) });
+  const { regs, syscall } = resumeRegs(raw, true);
+  assert.equal(SYS.restart_syscall, 219);
+  assert.equal(getReg(regs, 'rax'), 219n);
+  assert.equal(getReg(regs, 'rip'), RIP - 2n);
+  assert.equal(getReg(regs, 'orig_rax'), U64(-1n));
+  assert.equal(syscall.inSyscall, true);
+  assert.equal(syscall.nr, 35n);
+  assertOnlyChanged(raw, regs, ['rax', 'rip', 'orig_rax']);
+});
+
+test('resumeRegs: -ERESTART_RESTARTBLOCK, restored task repeats the original call', () => {
+  const raw = makeRegs({ orig_rax: 230n /* clock_nanosleep */, rax: U64(-ERESTART_RESTARTBLOCK) });
+  const { regs, syscall } = resumeRegs(raw, false);
+  assert.equal(getReg(regs, 'rax'), 230n);
+  assert.equal(getReg(regs, 'rip'), RIP - 2n);
+  assert.equal(getReg(regs, 'orig_rax'), U64(-1n));
+  assert.deepEqual(syscall, { inSyscall: true, nr: 230n });
+  // the arguments stay in place for the repeated call
+  assertOnlyChanged(raw, regs, ['rax', 'rip', 'orig_rax']);
+});
+
+test('resumeRegs: not in a system call (orig_rax = -1), even with an -ERESTART-like rax', () => {
+  for (const live of [true, false]) {
+    for (const rax of [0x1234n, U64(-ERESTARTSYS), U64(-ERESTART_RESTARTBLOCK)]) {
+      const raw = makeRegs({ orig_rax: U64(-1n), rax });
+      const { regs, syscall } = resumeRegs(raw, live);
+      assert.equal(getReg(regs, 'rax'), rax);
+      assert.equal(getReg(regs, 'rip'), RIP);
+      assert.equal(getReg(regs, 'orig_rax'), U64(-1n));
+      assert.equal(syscall.inSyscall, false);
+      assert.deepEqual(regs, raw);
+    }
+  }
+});
+
+test('resumeRegs: a finished system call (rax = result or -EINTR) is not restarted, orig_rax becomes -1', () => {
+  for (const live of [true, false]) {
+    for (const rax of [0n, 42n, U64(-4n) /* EINTR */, U64(-515n) /* not a restart code */, U64(-517n)]) {
+      const raw = makeRegs({ orig_rax: 61n /* wait4 */, rax });
+      const { regs, syscall } = resumeRegs(raw, live);
+      assert.equal(getReg(regs, 'rax'), rax);
+      assert.equal(getReg(regs, 'rip'), RIP);
+      assert.equal(getReg(regs, 'orig_rax'), U64(-1n), 'orig_rax must be -1 so the kernel does not restart again');
+      assert.equal(syscall.inSyscall, false);
+      assertOnlyChanged(raw, regs, ['orig_rax']);
+    }
+  }
+});
+
+// ---------------------------------------------------------------------------
+// parseSmaps
+
+const kb = (n) => `${n} kB`;
+const body = (size, extra = '') =>
+  [
+    `Size:               ${kb(size)}`, 'KernelPageSize:        4 kB', 'MMUPageSize:           4 kB', `Rss:                ${kb(size)}`,
+    'Pss:                   4 kB', 'Pss_Dirty:             4 kB', 'Shared_Clean:          0 kB', 'Shared_Dirty:          0 kB',
+    'Private_Clean:         0 kB', 'Private_Dirty:         4 kB', 'Referenced:            4 kB', 'Anonymous:             4 kB',
+    'KSM:                   0 kB', 'LazyFree:              0 kB', 'AnonHugePages:         0 kB', 'ShmemPmdMapped:        0 kB',
+    'FilePmdMapped:         0 kB', 'Shared_Hugetlb:        0 kB', 'Private_Hugetlb:       0 kB', 'Swap:                  0 kB',
+    'SwapPss:               0 kB', 'Locked:                0 kB', 'THPeligible:           0', 'ProtectionKey:         0', extra,
+  ].filter(Boolean).join('\n');
+
+const SMAPS = [
+  '55d4c3a00000-55d4c3a02000 r--p 00000000 08:01 1835023                    /usr/bin/cat',
+  body(8, 'VmFlags: rd mr mw me dw sd '),
+  '55d4c3a02000-55d4c3a07000 r-xp 00002000 08:01 1835023                    /usr/bin/cat',
+  body(20, 'VmFlags: rd ex mr mw me dw sd '),
+  '55d4c5000000-55d4c5021000 rw-p 00000000 00:00 0                          [heap]',
+  body(132, 'VmFlags: rd wr mr mw me ac sd '),
+  // anonymous mapping without a name: the kernel leaves a trailing space
+  '7f1e2c000000-7f1e2c021000 rw-p 00000000 00:00 0 ',
+  body(132, 'VmFlags: rd wr mr mw me nr dd sd '),
+  // and a nameless one without the trailing space
+  '7f1e2c100000-7f1e2c101000 ---p 00000000 00:00 0',
+  body(4, 'VmFlags: mr mw me sd '),
+  '7f1e2d000000-7f1e2d100000 rw-s 00000000 00:01 4096                       /dev/zero (deleted)',
+  body(1024, 'VmFlags: rd wr sh mr mw me ms sd '),
+  '7f1e2e000000-7f1e2e003000 r--s 100003000 fd:02 98765                     /home/user/my data/file with  two spaces (1).bin',
+  body(12, 'VmFlags: rd sh mr mw me ms sd '),
+  '7f1e2f000000-7f1e2f001000 rw-p 00000000 00:00 0                          [anon:my buffer]',
+  body(4, 'VmFlags: rd wr mr mw me ac sd hg '),
+  // no VmFlags line at all (very old kernels)
+  '7f1e30000000-7f1e30001000 r--p 00000000 00:00 0                          [anon:x]',
+  body(4),
+  '7ffd5c0a1000-7ffd5c0c2000 rw-p 00000000 00:00 0                          [stack]',
+  body(132, 'VmFlags: rd wr mr mw me gd ac '),
+  '7ffd5c1f0000-7ffd5c1f4000 r--p 00000000 00:00 0                          [vvar]',
+  body(16, 'VmFlags: rd mr pf io de dd sd '),
+  '7ffd5c1f4000-7ffd5c1f6000 r-xp 00000000 00:00 0                          [vdso]',
+  body(8, 'VmFlags: rd ex mr mw me de sd '),
+  'ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]',
+  body(4, 'VmFlags: ex '),
+  '',
+].join('\n');
+
+test('parseSmaps: headers with and without paths, paths with spaces, VmFlags', () => {
+  const e = parseSmaps(SMAPS);
+  const brief = e.map((x) => [x.start.toString(16), x.end.toString(16), x.perms, x.offset.toString(16), x.inode, x.path]);
+  assert.deepEqual(brief, [
+    ['55d4c3a00000', '55d4c3a02000', 'r--p', '0', 1835023, '/usr/bin/cat'],
+    ['55d4c3a02000', '55d4c3a07000', 'r-xp', '2000', 1835023, '/usr/bin/cat'],
+    ['55d4c5000000', '55d4c5021000', 'rw-p', '0', 0, '[heap]'],
+    ['7f1e2c000000', '7f1e2c021000', 'rw-p', '0', 0, ''],
+    ['7f1e2c100000', '7f1e2c101000', '---p', '0', 0, ''],
+    ['7f1e2d000000', '7f1e2d100000', 'rw-s', '0', 4096, '/dev/zero (deleted)'],
+    ['7f1e2e000000', '7f1e2e003000', 'r--s', '100003000', 98765, '/home/user/my data/file with  two spaces (1).bin'],
+    ['7f1e2f000000', '7f1e2f001000', 'rw-p', '0', 0, '[anon:my buffer]'],
+    ['7f1e30000000', '7f1e30001000', 'r--p', '0', 0, '[anon:x]'],
+    ['7ffd5c0a1000', '7ffd5c0c2000', 'rw-p', '0', 0, '[stack]'],
+    ['7ffd5c1f0000', '7ffd5c1f4000', 'r--p', '0', 0, '[vvar]'],
+    ['7ffd5c1f4000', '7ffd5c1f6000', 'r-xp', '0', 0, '[vdso]'],
+    ['ffffffffff600000', 'ffffffffff601000', '--xp', '0', 0, '[vsyscall]'],
+  ]);
+  assert.equal(e[0].start, 0x55d4c3a00000);
+  assert.equal(e[6].offset, 0x100003000);
+  assert.deepEqual(e[0].vmFlags, ['rd', 'mr', 'mw', 'me', 'dw', 'sd']);
+  assert.deepEqual(e[3].vmFlags, ['rd', 'wr', 'mr', 'mw', 'me', 'nr', 'dd', 'sd']);
+  assert.deepEqual(e[7].vmFlags, ['rd', 'wr', 'mr', 'mw', 'me', 'ac', 'sd', 'hg']);
+  assert.deepEqual(e[8].vmFlags, [], 'no VmFlags line: no flags (and not the flags of the next entry)');
+  assert.deepEqual(e[9].vmFlags, ['rd', 'wr', 'mr', 'mw', 'me', 'gd', 'ac']);
+  assert.deepEqual(e[12].vmFlags, ['ex']);
+  for (const x of e) for (const f of x.vmFlags) assert.match(f, /^[a-z0-9]{2}$/);
+});
+
+test('parseSmaps: plain maps text (no detail lines) and empty input', () => {
+  assert.deepEqual(parseSmaps(''), []);
+  const e = parseSmaps('00400000-00401000 r-xp 00000000 fd:00 42 /opt/a b/c\n00600000-00601000 rw-p 00000000 00:00 0\n');
+  assert.equal(e.length, 2);
+  assert.equal(e[0].path, '/opt/a b/c');
+  assert.equal(e[0].start, 0x400000);
+  assert.equal(e[1].path, '');
+  assert.deepEqual(e[1].vmFlags, []);
+});
+
+// ---------------------------------------------------------------------------
+// parseStat
+
+/** A /proc/PID/stat line with 52 fields; field n (n >= 3) is `f<n>` unless given. */
+function statLine(pid, comm, set = {}) {
+  const fields = [];
+  for (let n = 3; n <= 52; n++) fields.push(set[n] ?? String(n === 3 ? 'S' : 1000 + n));
+  return `${pid} (${comm}) ${fields.join(' ')}\n`;
+}
+
+test('parseStat: comm with spaces and parentheses', () => {
+  for (const comm of ['cat', 'my prog', 'a (b) c', 'x) S 9 9 9 (', ') )', '((', '', 'tab\there', 'sp  ace ']) {
+    const f = parseStat(statLine(4321, comm, { 4: '1', 5: '4321', 6: '77', 26: '94000000000', 27: '94000000900', 28: '140720000000' }));
+    assert.equal(f.length, 53, `comm ${JSON.stringify(comm)}`);
+    assert.equal(f[0], '');
+    assert.equal(f[1], '4321');
+    assert.equal(f[2], comm);
+    assert.equal(f[3], 'S');
+    assert.equal(f[4], '1');
+    assert.equal(f[5], '4321');
+    assert.equal(f[6], '77');
+    assert.equal(f[26], '94000000000');
+    assert.equal(f[27], '94000000900');
+    assert.equal(f[28], '140720000000');
+    for (let n = 45; n <= 51; n++) assert.equal(f[n], String(1000 + n));
+    assert.equal(f[52], '1052');
+  }
+});
+
+test('parseStat: a real /proc/self/stat', async () => {
+  const { readFileSync } = await import('node:fs');
+  const f = parseStat(readFileSync('/proc/self/stat', 'utf8'));
+  assert.equal(f[1], String(process.pid));
+  assert.match(f[3], /^[RSDTtZXIPWKx]$/);
+  assert.equal(f[4], String(process.ppid));
+  assert.ok(f.length >= 53);
+});
+
+test('parseStat: malformed input is rejected', () => {
+  assert.throws(() => parseStat(''), /malformed/);
+  assert.throws(() => parseStat('123 no-parens S 1'), /malformed/);
+  assert.throws(() => parseStat('123 )oops( S 1'), /malformed/);
+});
