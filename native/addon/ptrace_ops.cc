@@ -93,7 +93,8 @@ Napi::Value Seize(const Napi::CallbackInfo &info) {
 Napi::Value Detach(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   pid_t pid = ToInt(info[0]);
-  if (Pt(PTRACE_DETACH, pid, nullptr, nullptr)) {
+  long sig = info.Length() > 1 && info[1].IsNumber() ? ToInt(info[1]) : 0;
+  if (Pt(PTRACE_DETACH, pid, nullptr, (void *)sig)) {
     ThrowErrno(env, "ptrace(DETACH, " + std::to_string(pid) + ")", errno);
   }
   return env.Undefined();

@@ -53,6 +53,16 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
     FAIL("restore plan FPU state section out of bounds (%u bytes)", h->xsave_size);
   if (h->strings_size == 0 || (uint64_t)h->strings_offset + h->strings_size > size)
     FAIL("restore plan string table out of bounds");
+  /* sections must not overlap: they come in this order */
+  uint64_t ends[6][2] = {
+      {h->task_offset, (uint64_t)h->task_offset + h->task_size},
+      {h->vma_offset, (uint64_t)h->vma_offset + (uint64_t)h->vma_count * sizeof(struct crm_vma)},
+      {h->fd_offset, (uint64_t)h->fd_offset + (uint64_t)h->fd_count * sizeof(struct crm_fd)},
+      {h->siginfo_offset, (uint64_t)h->siginfo_offset + (uint64_t)h->siginfo_count * sizeof(struct crm_siginfo)},
+      {h->xsave_offset, (uint64_t)h->xsave_offset + h->xsave_size},
+      {h->strings_offset, (uint64_t)h->strings_offset + h->strings_size}};
+  for (int i = 1; i < 6; i++)
+    if (ends[i][0] < ends[i - 1][1]) FAIL("restore plan sections overlap or are out of order");
   p->task = (const void *)(buf + h->task_offset);
   p->vmas = (const void *)(buf + h->vma_offset);
   p->fds = (const void *)(buf + h->fd_offset);
@@ -69,6 +79,10 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
   if (t->rseq_len && (t->rseq_len < 32 || t->rseq_len > 4096 || t->rseq_abi % 32)) FAIL("restore plan rseq area invalid");
   for (unsigned i = 0; i < 3; i++)
     if (t->itimers[i].interval_usec >= 1000000 || t->itimers[i].value_usec >= 1000000) FAIL("restore plan itimer %u invalid", i);
+  if (t->start_code > t->end_code || t->start_data > t->end_data || t->start_brk > t->brk || t->arg_start > t->arg_end ||
+      t->env_start > t->env_end || t->end_code > TASK_SIZE_LIMIT || t->end_data > TASK_SIZE_LIMIT || t->brk > TASK_SIZE_LIMIT ||
+      t->start_stack > TASK_SIZE_LIMIT || t->arg_end > TASK_SIZE_LIMIT || t->env_end > TASK_SIZE_LIMIT)
+    FAIL("restore plan task has an inconsistent memory layout");
   if (t->regs[17] != 0x33) FAIL("restore plan: only 64-bit tasks are supported (cs=0x%llx)", (unsigned long long)t->regs[17]);
 
   uint64_t prev_end = 0;
@@ -84,10 +98,11 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
     if ((v->kind == CRM_VMA_FILE_PRIVATE || v->kind == CRM_VMA_FILE_SHARED) && p->strings[v->path] != '/')
       FAIL("restore plan mapping %u has no file path", i);
     if (v->pgoff > (1ULL << 40)) FAIL("restore plan mapping %u has a bad file offset", i);
+    if (v->open_flags != 0 && v->open_flags != 2) FAIL("restore plan mapping %u has bad open flags", i);
   }
   for (uint32_t i = 0; i < h->fd_count; i++) {
     const struct crm_fd *f = &p->fds[i];
-    if (f->fd < 0 || f->fd > (1 << 20)) FAIL("restore plan descriptor %u has bad number %d", i, f->fd);
+    if (f->fd < 0 || f->fd >= (1 << 20)) FAIL("restore plan descriptor %u has bad number %d", i, f->fd);
     if (i && f->fd <= p->fds[i - 1].fd) FAIL("restore plan descriptors unsorted at %u", i);
     if (f->kind < CRM_FD_FILE || f->kind > CRM_FD_PATH) FAIL("restore plan descriptor %d has unknown kind %u", f->fd, f->kind);
     if (!str_ok(p, f->path) || p->strings[f->path] != '/') FAIL("restore plan descriptor %d has no path", f->fd);

@@ -1,6 +1,6 @@
 // `crmigrate dump`: freeze a process, write its image, then kill it or let it
 // go on. Nothing is changed in the process unless the image is complete.
-import { hostname, release } from 'node:os';
+import { hostname, release as kernelRelease } from 'node:os';
 import { native } from '../native/addon.js';
 import { RecordType, IMAGE_VERSION, PAGE_SIZE, type HeaderRecord } from '../image/records.js';
 import { ImageWriter, type ByteSink } from '../image/stream.js';
@@ -22,11 +22,15 @@ export interface DumpResult {
   frozenSeconds: number;
 }
 
+/** What becomes of the frozen process: killed, let go on, or held stopped (outcome in doubt). */
+export type Release = 'kill' | 'continue' | 'hold';
+
 export interface DumpOptions {
-  /** After the image is written: 'kill' the process or let it 'continue'. */
+  /** After the image is written, unless beforeRelease decides otherwise. */
   after: 'kill' | 'continue';
-  /** Called once the image is complete, before the process is killed or let go. */
-  beforeRelease?: () => Promise<void>;
+  /** Called once the image is complete; may decide the release. If it
+   * throws, the process is let go on as if nothing happened. */
+  beforeRelease?: () => Promise<Release | void>;
 }
 
 export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions): Promise<DumpResult> {
@@ -35,7 +39,7 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
   checkTaskSupported(pid);
   const t0 = process.hrtime.bigint();
   const task = FrozenTask.freeze(pid);
-  let ok = false;
+  let release: Release = 'continue';
   try {
     // Checked again now that nothing can change under us.
     checkTaskSupported(pid);
@@ -60,7 +64,7 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
     const out = new ImageWriter(sink);
     await out.start();
     const header: HeaderRecord = {
-      imageVersion: IMAGE_VERSION, toolVersion: VERSION, arch: 'x86_64', kernel: release(), hostname: hostname(),
+      imageVersion: IMAGE_VERSION, toolVersion: VERSION, arch: 'x86_64', kernel: kernelRelease(), hostname: hostname(),
       pageSize: PAGE_SIZE, xsaveSize: record.regs.xsave.length, xcr0: xsaveFeatures(record.regs.xsave),
       createdMs: BigInt(Date.now()), rootPid: pid,
     };
@@ -73,12 +77,12 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
     for (const f of fds) await out.record(RecordType.FD, f);
     const pages = await dumpPages(pid, vmas, out);
     await out.finish();
-    if (opts.beforeRelease) await opts.beforeRelease();
-    ok = true;
+    release = opts.beforeRelease ? ((await opts.beforeRelease()) ?? opts.after) : opts.after;
     const frozenSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
     return { pid, pages, imageBytes: out.bytesWritten, frozenSeconds };
   } finally {
-    if (ok && opts.after === 'kill') task.kill();
+    if (release === 'kill') task.kill();
+    else if (release === 'hold') task.holdStopped();
     else task.thaw();
   }
 }

@@ -98,6 +98,19 @@ export class FrozenTask {
     native.detach(this.pid);
   }
 
+  /** Leaves the task stopped (group stop) when we let go of it: used when
+   * the outcome of a migration is in doubt, so that it runs nowhere until
+   * `crmigrate resolve` decides. */
+  holdStopped(): void {
+    if (!this.live) return;
+    this.live = false;
+    if (this.touched) {
+      native.setRegs(this.pid, resumeRegs(this.rawRegs, true).regs);
+      native.setSigmask(this.pid, this.sigmask);
+    }
+    native.detach(this.pid, 19 /* SIGSTOP */);
+  }
+
   kill(): void {
     if (!this.live) return;
     this.live = false;

@@ -14,6 +14,7 @@ export type Schema = ReadonlyArray<readonly [string, FieldType]>;
 export type Decoded = Record<string, unknown>;
 
 const MAX_ADDR = 2 ** 53;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class Writer {
   private buf = Buffer.allocUnsafe(256);
@@ -125,10 +126,12 @@ export function decodeWith(r: Reader, schema: Schema, what: string): Decoded {
     } else if ('str' in type) {
       const n = r.u32(name);
       if (n > type.str) fail(what, name, `length ${n} exceeds ${type.str}`);
-      const b = r.raw(n, name);
-      const s = b.toString('utf8');
-      if (Buffer.byteLength(s) !== n) fail(what, name, 'is not valid UTF-8');
-      out[name] = s;
+      const raw = r.raw(n, name);
+      try {
+        out[name] = utf8.decode(raw);
+      } catch {
+        fail(what, name, 'is not valid UTF-8');
+      }
     } else if ('bytes' in type) {
       const n = r.u32(name);
       if (n > type.bytes) fail(what, name, `length ${n} exceeds ${type.bytes}`);

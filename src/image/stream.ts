@@ -98,6 +98,7 @@ class ByteQueue {
 
   /** Resolves to null at a clean end of stream (no byte left). */
   async read(n: number, what: string): Promise<Buffer | null> {
+    if (n === 0) return Buffer.alloc(0);
     if (!(await this.fill(n))) {
       if (this.have === 0) return null;
       throw new ImageError(`image truncated inside ${what} (${this.have} of ${n} bytes)`);

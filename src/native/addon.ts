@@ -17,7 +17,8 @@ export interface ReapedChild {
 
 export interface NativeAddon {
   seize(pid: number): { stopSignal: number };
-  detach(pid: number): void;
+  /** Detaches, delivering sig (0: none) on the way. */
+  detach(pid: number, sig?: number): void;
   killTraced(pid: number): void;
   getRegs(pid: number): Buffer;
   setRegs(pid: number, regs: Buffer): void;

@@ -10,6 +10,13 @@ import { TaskFlag, type Plan } from '../restore/plan-model.js';
 import { UnsupportedError } from '../util/errors.js';
 import { parseStat, parseStatus, procPath, readProc, readProcLink } from '../util/procfs.js';
 
+/** The kernel cuts comm at 15 bytes, possibly inside a UTF-8 sequence. */
+function commOf(name: string): string {
+  let s = name.replace(/\uFFFD$/, '');
+  while (Buffer.byteLength(s) > 15) s = s.slice(0, -1);
+  return s;
+}
+
 const ids = (line: string | undefined): number[] => (line ?? '').split(/\s+/).filter(Boolean).map(Number);
 
 export function collectTask(pid: number, inj: Injector): TaskRecord {
@@ -30,7 +37,7 @@ export function collectTask(pid: number, inj: Injector): TaskRecord {
     ppid: num(4),
     pgid: num(5),
     sid: num(6),
-    comm: stat[2].slice(0, 15),
+    comm: commOf(stat[2]),
     exe,
     cwd: readProcLink(pid, 'cwd'),
     root: readProcLink(pid, 'root'),

@@ -1,0 +1,159 @@
+// The migration protocol on the SSH channel between `crmigrate` (source) and
+// `crmigrate agent --stdio` (destination). Frames: u8 kind | u32 length |
+// payload. CONTROL frames carry one JSON message; DATA frames carry the
+// zstd-compressed image stream; DATA_END closes it.
+import { once } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
+import { CrmError, ExitCode } from '../util/errors.js';
+
+export const PROTOCOL_VERSION = 1;
+export const FrameKind = { CONTROL: 1, DATA: 2, DATA_END: 3 } as const;
+const MAX_FRAME = 32 << 20;
+
+export interface Hello {
+  t: 'hello';
+  protocol: number;
+  version: string;
+  arch: string;
+  kernel: string;
+  hostname: string;
+  xcr0: string; // hex: xsave features this CPU supports / the image needs
+  features: Record<string, boolean>;
+}
+
+export interface PreflightFile {
+  path: string;
+  use: string; // "executable", "mapped", "open as descriptor 3", ...
+  size: string; // bigint as decimal (regular files), "" when only presence matters
+  mtimeNs: string;
+  sha256: string; // content hash of executables and libraries, "" otherwise
+}
+
+export type Message =
+  | Hello
+  | { t: 'preflight'; migrationId: string; pids: number[]; uids: number[]; gids: number[]; files: PreflightFile[] }
+  | { t: 'preflight-result'; problems: string[] }
+  | { t: 'ready'; pid: number }
+  | { t: 'commit' }
+  | { t: 'committed'; pid: number }
+  | { t: 'abort'; reason: string }
+  | { t: 'error'; message: string; code: number }
+  | { t: 'status'; migrationId: string }
+  | { t: 'status-result'; migrationId: string; state: string | null };
+
+export function frame(kind: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(5);
+  h.writeUInt8(kind, 0);
+  h.writeUInt32BE(payload.length, 1);
+  return Buffer.concat([h, payload]);
+}
+
+export const controlFrame = (m: Message): Buffer => frame(FrameKind.CONTROL, Buffer.from(JSON.stringify(m)));
+
+/** Writes with back-pressure; rejects if the stream is gone. */
+export async function writeAll(w: Writable, b: Buffer): Promise<void> {
+  if (w.destroyed || w.writableEnded) throw new CrmError('the connection to the other side is closed');
+  if (!w.write(b)) {
+    await Promise.race([
+      once(w, 'drain'),
+      once(w, 'close').then(() => { throw new CrmError('the connection to the other side closed'); }),
+    ]);
+  }
+}
+
+export type Frame = { kind: typeof FrameKind.CONTROL; message: Message } | { kind: typeof FrameKind.DATA; data: Buffer } | { kind: typeof FrameKind.DATA_END };
+
+/** Parses frames from a byte stream; ends at EOF (an unexpected EOF is the caller's to judge). */
+export async function* readFrames(r: Readable): AsyncGenerator<Frame> {
+  let buf: Buffer = Buffer.alloc(0);
+  for await (const chunk of r as AsyncIterable<Buffer>) {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    while (buf.length >= 5) {
+      const kind = buf.readUInt8(0);
+      const len = buf.readUInt32BE(1);
+      if (len > MAX_FRAME) throw new CrmError(`protocol error: frame of ${len} bytes`, ExitCode.FAILURE);
+      if (buf.length < 5 + len) break;
+      const payload = buf.subarray(5, 5 + len);
+      buf = buf.subarray(5 + len);
+      if (kind === FrameKind.CONTROL) {
+        let message: Message;
+        try {
+          message = JSON.parse(payload.toString('utf8')) as Message;
+        } catch {
+          throw new CrmError('protocol error: malformed control message');
+        }
+        if (typeof message !== 'object' || message === null || typeof (message as { t?: unknown }).t !== 'string')
+          throw new CrmError('protocol error: control message without a type');
+        yield { kind, message };
+      } else if (kind === FrameKind.DATA) {
+        yield { kind, data: Buffer.from(payload) };
+      } else if (kind === FrameKind.DATA_END) {
+        yield { kind };
+      } else {
+        throw new CrmError(`protocol error: unknown frame kind ${kind}`);
+      }
+    }
+  }
+}
+
+/** A queue of incoming control messages and data chunks, read by one consumer each. */
+export class Inbox {
+  private readonly messages: Message[] = [];
+  private readonly data: (Buffer | null)[] = [];
+  private waiters: (() => void)[] = [];
+  private closedWith: Error | null = null;
+  closed = false;
+
+  constructor(source: AsyncGenerator<Frame>) {
+    void (async () => {
+      try {
+        for await (const f of source) {
+          if (f.kind === FrameKind.CONTROL) this.messages.push(f.message);
+          else if (f.kind === FrameKind.DATA) this.data.push(f.data);
+          else this.data.push(null);
+          this.wake();
+        }
+        this.closedWith = new CrmError('the connection to the other side was lost');
+      } catch (err) {
+        this.closedWith = err as Error;
+      }
+      this.closed = true;
+      this.wake();
+    })();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private wait(): Promise<void> {
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  /** Next control message; rejects when the link is lost. */
+  async next(timeoutMs = 0): Promise<Message> {
+    const deadline = timeoutMs ? Date.now() + timeoutMs : 0;
+    for (;;) {
+      if (this.messages.length) return this.messages.shift()!;
+      if (this.closed) throw this.closedWith ?? new CrmError('the connection to the other side was lost');
+      if (deadline && Date.now() > deadline) throw new CrmError('timed out waiting for the other side');
+      await (deadline ? Promise.race([this.wait(), new Promise<void>((r) => setTimeout(r, 200))]) : this.wait());
+    }
+  }
+
+  /** The data stream, until DATA_END; throws if the link is lost first. */
+  async *dataStream(): AsyncGenerator<Buffer> {
+    for (;;) {
+      if (this.data.length) {
+        const d = this.data.shift()!;
+        if (d === null) return;
+        yield d;
+        continue;
+      }
+      if (this.closed) throw this.closedWith ?? new CrmError('the image stream was cut');
+      await this.wait();
+    }
+  }
+}
