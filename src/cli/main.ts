@@ -6,6 +6,10 @@ import { ImageFileSink, openImageSource, prepareImageDir } from '../image/files.
 import { restoreFromStream } from '../restore/restore.js';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { VERSION } from '../version.js';
+import { runAgent } from '../migrate/agent.js';
+import { makeProgress } from '../migrate/progress.js';
+import { resolveMigration } from '../migrate/resolve.js';
+import { migrate } from '../migrate/source.js';
 import { runCheck } from './check.js';
 import { inspectImage } from './inspect.js';
 
@@ -25,6 +29,72 @@ const parsePid = (v: string): number => {
   if (!/^\d+$/.test(v)) throw new CrmError(`invalid PID "${v}"`, ExitCode.USAGE);
   return Number(v);
 };
+
+interface SshCliOptions {
+  identity?: string[];
+  config?: string;
+  knownHosts?: string;
+  acceptNewHostKey?: boolean;
+  remoteCrmigrate: string;
+}
+
+const sshOptions = (cmd: Command): Command =>
+  cmd
+    .option('-i, --identity <file>', 'private key for SSH (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('-F, --config <file>', 'ssh config file instead of ~/.ssh/config')
+    .option('--known-hosts <file>', 'known_hosts file instead of ~/.ssh/known_hosts')
+    .option('--accept-new-host-key', 'add an unknown host key to known_hosts (a changed key is still refused)')
+    .option('--remote-crmigrate <command>', 'how to run crmigrate on the destination', 'crmigrate');
+
+sshOptions(
+  program
+    .command('migrate', { isDefault: true })
+    .description('move a running process to another host over SSH (crmigrate <pid> [user@]host[:port])')
+    .argument('<pid>', 'process to move', parsePid)
+    .argument('<destination>', '[user@]host[:port], or a Host of ~/.ssh/config'),
+)
+  .option('--compress <level>', 'zstd level (negative: faster)', '-1')
+  .option('--no-compress', 'send the image uncompressed')
+  .option('--json', 'print machine-readable events, one per line')
+  .option('-q, --quiet', 'print nothing but errors')
+  .action(async (pid: number, destination: string, o: SshCliOptions & { compress: string | false; json?: boolean; quiet?: boolean }) => {
+    const level = o.compress === false ? null : Number(o.compress);
+    if (level !== null && (!Number.isInteger(level) || level < -7 || level > 19)) throw new CrmError(`invalid --compress level ${String(o.compress)}`, ExitCode.USAGE);
+    const progress = makeProgress(o.json ? 'json' : o.quiet ? 'quiet' : 'tty');
+    try {
+      const r = await migrate(pid, destination, {
+        identity: o.identity, configFile: o.config, knownHosts: o.knownHosts, acceptNewHostKey: o.acceptNewHostKey,
+        remoteCommand: o.remoteCrmigrate, compressLevel: level, progress,
+      });
+      if (!o.json && !o.quiet)
+        process.stderr.write(`migrated process ${pid} to ${destination}: ${(r.imageBytes / 1048576).toFixed(1)} MiB image, ${(r.wireBytes / 1048576).toFixed(1)} MiB sent, ${r.seconds.toFixed(2)} s, frozen ${r.frozenSeconds.toFixed(2)} s\n`);
+    } catch (err) {
+      progress.stop();
+      if (o.json) process.stdout.write(JSON.stringify({ event: 'result', ok: false, error: (err as Error).message }) + '\n');
+      throw err;
+    }
+  });
+
+program
+  .command('agent')
+  .description('the destination side of a migration (started by crmigrate over SSH)')
+  .requiredOption('--stdio', 'speak the migration protocol on stdin/stdout')
+  .action(async () => {
+    process.exitCode = await runAgent(process.stdin, process.stdout);
+  });
+
+sshOptions(
+  program
+    .command('resolve')
+    .description("finish a migration whose outcome was in doubt, from the destination agent's journal")
+    .argument('<migration-id>', 'the id printed when the link was lost')
+    .argument('<destination>', 'the destination of that migration'),
+).action(async (id: string, destination: string, o: SshCliOptions) => {
+  const msg = await resolveMigration(id, destination, {
+    identity: o.identity, configFile: o.config, knownHosts: o.knownHosts, acceptNewHostKey: o.acceptNewHostKey, remoteCommand: o.remoteCrmigrate,
+  });
+  process.stderr.write(msg + '\n');
+});
 
 program
   .command('dump')

@@ -41,6 +41,8 @@ export function preflight(meta: ImageMeta): void {
 
 export interface RestoreOptions {
   pidfile?: string;
+  /** Journal file consulted by the restorer if crmigrate goes away after READY. */
+  commitFile?: string;
   /** Decides whether the restored task may run (migration commit); default: yes. */
   commit?: (pid: number) => Promise<boolean>;
 }
@@ -66,7 +68,7 @@ export async function restoreFromStream(source: AsyncIterable<Buffer>, opts: Res
   preflight(m);
   const plan = encodePlan(buildPlan(m));
 
-  const child = spawn(nativeBin('crmigrate-restore'), [], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(nativeBin('crmigrate-restore'), opts.commitFile ? ['--commit-file', opts.commitFile] : [], { stdio: ['pipe', 'pipe', 'pipe'] });
   const stderr: string[] = [];
   createInterface({ input: child.stderr }).on('line', (l) => stderr.push(l));
   const lines = createInterface({ input: child.stdout });

@@ -1,0 +1,118 @@
+// What both sides compare before anything is frozen: versions, architecture,
+// CPU state features, and (preflight) the files, PIDs, users and groups the
+// process needs on the destination.
+import { createHash } from 'node:crypto';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { hostname, release } from 'node:os';
+import { FdKind, VmaKind } from '../image/records.js';
+import { collectFds } from '../resources/files.js';
+import { collectVmas } from '../resources/memory.js';
+import { parseStatus, readProc, readProcLink } from '../util/procfs.js';
+import { VERSION } from '../version.js';
+import { PROTOCOL_VERSION, type Hello, type PreflightFile } from './protocol.js';
+
+/** XCR0 of this CPU, read from our own xsave area through ptrace-free means. */
+export function localXcr0(): bigint {
+  // /proc/cpuinfo flags give the features; XCR0 bits: x87 1, SSE 2, AVX 4, MPX 8|16, AVX-512 32|64|128, PKRU 512, AMX 0x60000
+  const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').split(' '));
+  let x = 0x3n;
+  if (flags.has('avx')) x |= 0x4n;
+  if (flags.has('avx512f')) x |= 0xe0n;
+  if (flags.has('pku')) x |= 0x200n;
+  if (flags.has('amx_tile')) x |= 0x60000n;
+  return x;
+}
+
+export function localHello(): Hello {
+  return {
+    t: 'hello', protocol: PROTOCOL_VERSION, version: VERSION, arch: process.arch === 'x64' ? 'x86_64' : process.arch,
+    kernel: release(), hostname: hostname(), xcr0: localXcr0().toString(16), features: {},
+  };
+}
+
+/** Problems that make a migration from `src` to `dst` impossible. */
+export function compareHellos(src: Hello, dst: Hello): string[] {
+  const p: string[] = [];
+  if (src.protocol !== dst.protocol) p.push(`protocol ${src.protocol} here, ${dst.protocol} on ${dst.hostname} (crmigrate ${src.version} vs ${dst.version})`);
+  if (src.arch !== dst.arch) p.push(`architecture ${src.arch} here, ${dst.arch} on ${dst.hostname}`);
+  const need = BigInt(`0x${src.xcr0}`);
+  const have = BigInt(`0x${dst.xcr0}`);
+  if ((need & ~have) !== 0n) p.push(`CPU state features 0x${(need & ~have).toString(16)} used here are missing on ${dst.hostname}`);
+  return p;
+}
+
+async function sha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+export interface PreflightRequest {
+  pids: number[];
+  uids: number[];
+  gids: number[];
+  files: PreflightFile[];
+}
+
+/** What the process needs on the destination, read from /proc without freezing it. */
+export async function preflightRequest(pid: number): Promise<PreflightRequest> {
+  const files = new Map<string, PreflightFile>();
+  const exe = readProcLink(pid, 'exe');
+  for (const v of collectVmas(pid)) {
+    if (v.kind !== VmaKind.FILE_PRIVATE && v.kind !== VmaKind.FILE_SHARED) continue;
+    if (files.has(v.path)) continue;
+    const identity = v.kind === VmaKind.FILE_PRIVATE;
+    files.set(v.path, {
+      path: v.path, use: v.path === exe ? 'executable' : v.kind === VmaKind.FILE_PRIVATE ? 'mapped' : 'mapped shared',
+      size: identity ? String(v.file.size) : '', mtimeNs: identity ? String(v.file.mtimeNs) : '',
+      sha256: identity ? await sha256(v.path) : '',
+    });
+  }
+  for (const f of collectFds(pid)) {
+    if (files.has(f.path)) continue;
+    files.set(f.path, { path: f.path, use: `open as descriptor ${f.fd}${f.kind === FdKind.DIR ? ' (directory)' : ''}`, size: '', mtimeNs: '', sha256: '' });
+  }
+  const status = parseStatus(readProc(pid, 'status'));
+  const ids = (k: string): number[] => [...new Set((status.get(k) ?? '').split(/\s+/).filter(Boolean).map(Number))];
+  return { pids: [pid], uids: ids('Uid'), gids: [...new Set([...ids('Gid'), ...ids('Groups')])], files: [...files.values()] };
+}
+
+function idsIn(file: string): Set<number> {
+  try {
+    return new Set(readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => Number(l.split(':')[2])));
+  } catch {
+    return new Set();
+  }
+}
+
+/** The destination's side of the preflight: every problem, one line each. */
+export async function checkPreflight(req: PreflightRequest): Promise<string[]> {
+  const problems: string[] = [];
+  for (const f of req.files) {
+    let st;
+    try {
+      st = statSync(f.path, { bigint: true });
+    } catch {
+      problems.push(`missing file ${f.path} (${f.use})`);
+      continue;
+    }
+    if (!f.size) continue;
+    if (String(st.size) !== f.size) problems.push(`file ${f.path} (${f.use}) differs: size ${st.size}, expected ${f.size}`);
+    else if (f.sha256 && (await sha256(f.path)) !== f.sha256) problems.push(`file ${f.path} (${f.use}) differs: content hash mismatch`);
+  }
+  for (const pid of req.pids) {
+    let taken = false;
+    try {
+      statSync(`/proc/${pid}`);
+      taken = true;
+    } catch {
+      /* free */
+    }
+    if (taken) problems.push(`PID ${pid} is already in use on ${hostname()}`);
+  }
+  const users = idsIn('/etc/passwd');
+  const groups = idsIn('/etc/group');
+  for (const u of req.uids) if (!users.has(u)) problems.push(`user id ${u} does not exist on ${hostname()}`);
+  for (const g of req.gids) if (!groups.has(g)) problems.push(`group id ${g} does not exist on ${hostname()}`);
+  return problems;
+}

@@ -1,0 +1,152 @@
+// `crmigrate <pid> [user@]host[:port]`: the source side of a migration.
+// Connect, start the agent, compare, preflight (nothing frozen yet), then
+// freeze and stream the compressed image, and follow the commit protocol:
+//   agent READY (task held stopped there)  ->  COMMIT  ->  agent journals it,
+//   lets the task run  ->  COMMITTED  ->  the frozen source copy is killed.
+// Any failure before COMMIT thaws the source process; a link lost after
+// COMMIT leaves the outcome in doubt: the source copy is held stopped until
+// `crmigrate resolve` reads the agent's journal.
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import type { ClientChannel } from 'ssh2';
+import { CompressStream } from 'zstd-napi';
+import { dumpToSink, type Release } from '../dump/dump.js';
+import { checkTaskSupported } from '../resources/task.js';
+import { SshConnection } from '../transport/ssh.js';
+import { parseTarget, type TargetOptions } from '../transport/target.js';
+import { CrmError, ExitCode } from '../util/errors.js';
+import { compareHellos, localHello, preflightRequest } from './compat.js';
+import { writeJournal } from './journal.js';
+import { controlFrame, frame, FrameKind, Inbox, readFrames, writeAll, type Message } from './protocol.js';
+import type { Progress } from './progress.js';
+
+export interface MigrateOptions extends TargetOptions {
+  acceptNewHostKey?: boolean;
+  remoteCommand: string;
+  compressLevel: number | null; // null: no compression
+  progress: Progress;
+}
+
+export interface MigrateResult {
+  migrationId: string;
+  pid: number;
+  imageBytes: number;
+  wireBytes: number;
+  seconds: number;
+  frozenSeconds: number;
+}
+
+export const EXIT_IN_DOUBT = 75;
+
+export async function migrate(pid: number, destination: string, opts: MigrateOptions): Promise<MigrateResult> {
+  const t0 = process.hrtime.bigint();
+  const elapsed = (): number => Number(process.hrtime.bigint() - t0) / 1e9;
+  const progress = opts.progress;
+  const target = parseTarget(destination, opts);
+  checkTaskSupported(pid);
+  progress.phase('connect', { host: target.host, port: target.port, user: target.user });
+  const conn = await SshConnection.connect(target, { acceptNewHostKey: opts.acceptNewHostKey });
+  const migrationId = randomUUID();
+  let channel: ClientChannel | null = null;
+  const remoteErr: string[] = [];
+  try {
+    channel = await conn.exec(`${opts.remoteCommand} agent --stdio`);
+    channel.stderr.on('data', (d: Buffer) => remoteErr.push(d.toString()));
+    const ch = channel;
+    const inbox = new Inbox(readFrames(ch));
+    const send = (m: Message): Promise<void> => writeAll(ch, controlFrame(m));
+    const expect = async <T extends Message['t']>(t: T, timeoutMs = 0): Promise<Extract<Message, { t: T }>> => {
+      let m: Message;
+      try {
+        m = await inbox.next(timeoutMs);
+      } catch (err) {
+        const why = remoteErr.join('').trim().split('\n').pop();
+        throw new CrmError(`${(err as Error).message}${why ? ` (agent: ${why})` : ''}`);
+      }
+      if (m.t === 'error') throw new CrmError(`destination: ${m.message}`, m.code as never);
+      if (m.t !== t) throw new CrmError(`protocol error: expected ${t}, got ${m.t}`);
+      return m as Extract<Message, { t: T }>;
+    };
+
+    const mine = localHello();
+    await send(mine);
+    const peer = await expect('hello', 30000).catch((err: Error) => {
+      throw new CrmError(`no crmigrate agent answered on ${target.host} (is "${opts.remoteCommand}" installed there? use --remote-crmigrate): ${err.message}`);
+    });
+    const incompatible = compareHellos(mine, peer);
+    if (incompatible.length) throw new CrmError(`cannot migrate to ${peer.hostname}: ${incompatible.join('; ')}`, ExitCode.UNSUPPORTED);
+
+    progress.phase('preflight', {});
+    const req = await preflightRequest(pid);
+    await send({ t: 'preflight', migrationId, ...req });
+    const pre = await expect('preflight-result', 120000);
+    if (pre.problems.length)
+      throw new CrmError(`cannot migrate process ${pid} to ${peer.hostname}: ${pre.problems.join('; ')}`, ExitCode.MISSING_FILE);
+
+    // The image: writer -> zstd (worker threads) -> DATA frames -> channel.
+    let wireBytes = 0;
+    const toWire = async (b: Buffer): Promise<void> => {
+      wireBytes += b.length;
+      await writeAll(ch, frame(FrameKind.DATA, b));
+      progress.bytes(b.length);
+    };
+    const comp = opts.compressLevel === null ? null : new CompressStream({ compressionLevel: opts.compressLevel, nbWorkers: 2 });
+    let forwarding: Promise<void> = Promise.resolve();
+    if (comp) {
+      forwarding = (async () => {
+        for await (const chunk of comp as AsyncIterable<Buffer>) await toWire(chunk);
+      })();
+    }
+    const sink = {
+      write: async (b: Buffer): Promise<void> => {
+        if (!comp) return toWire(b);
+        if (!comp.write(b)) await Promise.race([once(comp, 'drain'), forwarding]);
+      },
+    };
+
+    writeJournal('source', migrationId, { state: 'dumping', pid, destination: `${target.user}@${target.host}:${target.port}` });
+    progress.phase('transfer', {});
+    let inDoubt = false;
+    const finish = async (): Promise<Release> => {
+      if (comp) {
+        comp.end();
+        await forwarding;
+      }
+      await writeAll(ch, frame(FrameKind.DATA_END, Buffer.alloc(0)));
+      progress.phase('restore', {});
+      const ready = await expect('ready');
+      progress.phase('commit', { pid: ready.pid });
+      writeJournal('source', migrationId, { state: 'committing', pid });
+      inDoubt = true;
+      try {
+        await send({ t: 'commit' });
+        await expect('committed');
+      } catch (err) {
+        writeJournal('source', migrationId, { state: 'in-doubt', pid, reason: (err as Error).message });
+        return 'hold';
+      }
+      inDoubt = false;
+      writeJournal('source', migrationId, { state: 'done', pid });
+      return 'kill';
+    };
+    let dump;
+    try {
+      dump = await dumpToSink(pid, sink, { after: 'continue', beforeRelease: finish });
+    } catch (err) {
+      writeJournal('source', migrationId, { state: 'thawed', pid, reason: (err as Error).message });
+      throw err;
+    }
+    if (inDoubt) {
+      throw new CrmError(
+        `the link to ${target.host} was lost after the commit was sent: process ${pid} is held stopped here; run "crmigrate resolve ${migrationId} ${destination}" to finish`,
+        EXIT_IN_DOUBT as never,
+      );
+    }
+    const result = { migrationId, pid, imageBytes: dump.imageBytes, wireBytes, seconds: elapsed(), frozenSeconds: dump.frozenSeconds };
+    progress.done(result);
+    return result;
+  } finally {
+    channel?.end();
+    conn.close();
+  }
+}
