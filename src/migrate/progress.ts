@@ -19,7 +19,7 @@ export function makeProgress(mode: 'tty' | 'json' | 'quiet', expectedBytes = 0):
       phase: (name, detail) => emit({ event: 'phase', phase: name, ...detail, bytes: total }),
       bytes: (n) => {
         total += n;
-        if (Date.now() - last > 500) {
+        if (Date.now() - last > 100) {
           last = Date.now();
           emit({ event: 'bytes', bytes: total, rateMBps: +(total / 1e6 / Math.max((Date.now() - t0) / 1000, 0.001)).toFixed(1) });
         }

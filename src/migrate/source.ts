@@ -85,7 +85,13 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
 
     // The image: writer -> zstd (worker threads) -> DATA frames -> channel.
     let wireBytes = 0;
+    // Fault injection for the tests: flip one byte of the compressed stream.
+    const corruptAt = Number(process.env.CRMIGRATE_FAULT_CORRUPT_AT ?? -1);
     const toWire = async (b: Buffer): Promise<void> => {
+      if (corruptAt >= wireBytes && corruptAt < wireBytes + b.length) {
+        b = Buffer.from(b);
+        b[corruptAt - wireBytes] ^= 0x55;
+      }
       wireBytes += b.length;
       await writeAll(ch, frame(FrameKind.DATA, b));
       progress.bytes(b.length);

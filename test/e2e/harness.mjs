@@ -42,7 +42,7 @@ export async function waitFor(cond, what, timeoutMs = 15000) {
 /** A started test program with its scratch directory and log. */
 export class TestProcess {
   /** extraStdio: more descriptors for the program from fd 3 on (e.g. 'pipe'). */
-  constructor(name, args = [], { extraStdio = [] } = {}) {
+  constructor(name, args = [], { extraStdio = [], workdirArg = true } = {}) {
     this.name = name;
     this.dir = mkdtempSync(join(tmpdir(), `crm-${name}-`));
     this.workdir = join(this.dir, 'work');
@@ -50,7 +50,7 @@ export class TestProcess {
     this.logPath = join(this.dir, 'log');
     mkdirSync(this.workdir, { recursive: true });
     const log = openSync(this.logPath, 'a');
-    this.child = spawn(programPath(name), [this.workdir, ...args], { stdio: ['ignore', log, log, ...extraStdio], detached: true, cwd: this.dir });
+    this.child = spawn(programPath(name), workdirArg ? [this.workdir, ...args] : args, { stdio: ['ignore', log, log, ...extraStdio], detached: true, cwd: this.dir });
     closeSync(log);
     this.pid = this.child.pid;
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));

@@ -1,0 +1,226 @@
+// Live migration between local test hosts (network + PID + mount + UTS
+// namespaces with a real sshd each, made by scripts/testhosts.sh): every test
+// program is moved to crm-b and verified there; and each fault (unknown host
+// key, missing file, taken PID, corrupted stream, cut connection, killed
+// agent) leaves the source process running with its state intact and the
+// destination clean.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { alive, assertPassed, CLI, crmigrate, TestProcess, waitFor } from './harness.mjs';
+
+const root = new URL('../../', import.meta.url).pathname;
+const HOSTS = ['crm-a', 'crm-b'];
+const DEST = 'crm-b';
+const STATE = '/run/crmigrate-testhosts';
+const CONFIG = `${STATE}/client/config`;
+const REMOTE = `${process.execPath} ${CLI}`;
+const testhosts = (...args) => execFileSync('bash', [join(root, 'scripts/testhosts.sh'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const inDest = (cmd) => testhosts('exec', DEST, 'sh', '-c', cmd);
+const destInit = () => Number(readFileSync(`${STATE}/${DEST}/init.pid`, 'utf8').trim());
+const destPidNs = () => readlinkSync(`/proc/${destInit()}/ns/pid`);
+
+/** Root-namespace PIDs of processes in the destination's PID namespace whose cmdline matches. */
+function destProcesses(re) {
+  const ns = destPidNs();
+  const out = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readlinkSync(`/proc/${d}/ns/pid`) !== ns) continue;
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      const status = readFileSync(`/proc/${d}/status`, 'utf8');
+      const nspid = Number(/^NSpid:\s+\d+\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      if (re.test(cmd)) out.push({ pid: Number(d), nspid, cmd, ppid: Number(/^PPid:\s+(\d+)/m.exec(status)[1]) });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+const destHasPid = (nspid) => {
+  try {
+    inDest(`test -d /proc/${nspid} && ! grep -q '^State:.*Z' /proc/${nspid}/status`);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+function migrateArgs(pid, extra = []) {
+  return [String(pid), DEST, '-F', CONFIG, '--remote-crmigrate', REMOTE, '--json', ...extra];
+}
+
+/** Runs a migration in the background, calling onEvent for each JSON event line. */
+function migrateWithEvents(pid, onEvent, env = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...migrateArgs(pid)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try { onEvent(JSON.parse(line)); } catch { /* not an event */ }
+      }
+    });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('close', (code) => resolve({ code, stdout: out, stderr: err }));
+  });
+}
+
+before(() => { testhosts('up', ...HOSTS); });
+after(() => { testhosts('down', ...HOSTS); });
+
+async function migratedAndVerified(name) {
+  const p = new TestProcess(name);
+  try {
+    await p.ready();
+    const m = await crmigrate(migrateArgs(p.pid));
+    assert.equal(m.code, 0, `migration failed: ${m.stderr}\n${m.stdout}`);
+    const result = m.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.event === 'result');
+    assert.ok(result?.ok, m.stdout);
+    await p.gone();
+    assert.ok(destHasPid(p.pid), `PID ${p.pid} is not running on ${DEST}:\n${p.log()}\n${m.stdout}`);
+    inDest(`kill -USR2 ${p.pid}`);
+    await waitFor(() => /^(PASS|FAIL)$/m.test(p.log()), `${name} to report on ${DEST}`, 20000);
+    assertPassed(assert, p.log(), name);
+  } finally {
+    p.cleanup();
+    try { inDest(`kill -9 ${p.pid} 2>/dev/null; true`); } catch { /* gone */ }
+  }
+}
+
+for (const name of ['t_regs', 't_memory', 't_signals', 't_files', 't_syscall']) {
+  test(`${name}: migrated to ${DEST}, every detail verified there`, () => migratedAndVerified(name));
+}
+
+/** Asserts the source process survived a failed migration untouched and the destination is clean. */
+async function assertSourceIntact(p, r, re) {
+  assert.notEqual(r.code, 0, `migration should have failed:\n${r.stderr}`);
+  assert.match(r.stderr, re);
+  assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('crmigrate: ')).length, 1, r.stderr);
+  assert.ok(alive(p.pid), 'the source process was lost');
+  await sleep(300);
+  assert.ok(!destHasPid(p.pid), `a copy of ${p.pid} is left on ${DEST}`);
+  assert.equal(destProcesses(/crmigrate-restore|agent --stdio/).length, 0, 'restorer or agent left on the destination');
+}
+
+test('unknown host key: refused, nothing frozen', async () => {
+  const p = new TestProcess('counter');
+  try {
+    await p.ready();
+    const empty = join(p.dir, 'known_hosts');
+    writeFileSync(empty, '');
+    const r = await crmigrate(migrateArgs(p.pid, ['--known-hosts', empty]));
+    await assertSourceIntact(p, r, /host key of 10\.213\.7\.\d+:22 .* is not in .*known_hosts; refusing/);
+    assertPassed(assert, await p.verdict(), 'counter');
+  } finally {
+    p.cleanup();
+  }
+});
+
+test('changed host key: refused', async () => {
+  const p = new TestProcess('counter');
+  try {
+    await p.ready();
+    const fake = join(p.dir, 'known_hosts');
+    const ip = readFileSync(CONFIG, 'utf8').match(new RegExp(`Host ${DEST} (\\S+)`))[1];
+    writeFileSync(fake, `${ip} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n`);
+    const r = await crmigrate(migrateArgs(p.pid, ['--known-hosts', fake]));
+    await assertSourceIntact(p, r, /HOST KEY OF .* HAS CHANGED/);
+    assertPassed(assert, await p.verdict(), 'counter');
+  } finally {
+    p.cleanup();
+  }
+});
+
+test('a file missing on the destination: preflight refuses naming it, nothing frozen', async () => {
+  const p = new TestProcess('counter');
+  try {
+    await p.ready();
+    // Hide the process's log directory on the destination only (its mount namespace).
+    inDest(`mount -t tmpfs crm-test ${p.dir}`);
+    try {
+      const r = await crmigrate(migrateArgs(p.pid));
+      await assertSourceIntact(p, r, new RegExp(`missing file ${p.logPath.replaceAll('/', '\\/')}`));
+    } finally {
+      inDest(`umount ${p.dir}`);
+    }
+    assertPassed(assert, await p.verdict(), 'counter');
+  } finally {
+    p.cleanup();
+  }
+});
+
+test('the PID is taken on the destination: preflight refuses, nothing frozen', async () => {
+  const p = new TestProcess('counter');
+  let squatter = 0;
+  try {
+    await p.ready();
+    // Start a process that gets exactly that PID inside the destination's PID namespace.
+    inDest(`echo ${p.pid - 1} > /proc/sys/kernel/ns_last_pid; setsid sleep 60 </dev/null >/dev/null 2>&1 &`);
+    squatter = destProcesses(/^sleep 60/).find((x) => x.nspid === p.pid)?.pid ?? 0;
+    assert.ok(squatter, 'could not take the PID on the destination');
+    const r = await crmigrate(migrateArgs(p.pid));
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, new RegExp(`PID ${p.pid} is already in use on ${DEST}`));
+    assert.ok(alive(p.pid), 'the source process was lost');
+    assertPassed(assert, await p.verdict(), 'counter');
+  } finally {
+    if (squatter) process.kill(squatter, 'SIGKILL');
+    p.cleanup();
+  }
+});
+
+test('a corrupted byte in the stream: the destination refuses the image, the source thaws', async () => {
+  const p = new TestProcess('counter');
+  try {
+    await p.ready();
+    const r = await migrateWithEvents(p.pid, () => undefined, { CRMIGRATE_FAULT_CORRUPT_AT: '3000' });
+    await assertSourceIntact(p, r, /destination: .*(checksum|Unknown frame descriptor|corrupt|Data corruption|image)/i);
+    const before = p.countLines(/^count /);
+    await waitFor(() => p.countLines(/^count /) > before, 'the source to keep counting', 5000);
+    assertPassed(assert, await p.verdict(), 'counter');
+  } finally {
+    p.cleanup();
+  }
+});
+
+/** Starts a 256 MiB process and migrates it, running `fault` once the stream is flowing. */
+async function faultDuringTransfer(fault, re) {
+  const p = new TestProcess('bench_mem', ['256'], { workdirArg: false });
+  try {
+    await p.ready();
+    let injected = false;
+    const r = await migrateWithEvents(p.pid, (e) => {
+      if (!injected && e.event === 'bytes' && e.bytes > 1 << 20) {
+        injected = true;
+        fault();
+      }
+    });
+    assert.ok(injected, `the fault was never injected:\n${r.stdout}\n${r.stderr}`);
+    await assertSourceIntact(p, r, re);
+    assertPassed(assert, await p.verdict(60000), 'bench_mem');
+  } finally {
+    p.cleanup();
+  }
+}
+
+test('the SSH connection is cut during the stream: the source thaws, the destination is clean', () =>
+  faultDuringTransfer(() => {
+    // the per-connection sshd processes are the children of the namespace's sshd
+    for (const s of destProcesses(/^sshd/)) if (s.ppid === destInit()) process.kill(s.pid, 'SIGKILL');
+  }, /connection|lost|closed/i));
+
+test('the agent is killed mid-restore: the source thaws, the destination is clean', () =>
+  faultDuringTransfer(() => {
+    for (const a of destProcesses(/agent --stdio/)) process.kill(a.pid, 'SIGKILL');
+  }, /connection|lost|closed|agent/i));
