@@ -3,7 +3,7 @@
 // user accepts a new one), keys from ssh-agent, -i, ~/.ssh/config and the
 // default ~/.ssh/id_* files; aes128-gcm preferred.
 import { existsSync, readFileSync } from 'node:fs';
-import { Client, type AuthenticationType, type ClientChannel } from 'ssh2';
+import { Client, type ClientChannel } from 'ssh2';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { addHostKey, checkHostKey, keyType, knownKeyTypes } from './known-hosts.js';
 import type { SshTarget } from './target.js';
@@ -22,14 +22,12 @@ export class SshConnection {
   static connect(target: SshTarget, opts: ConnectOptions = {}): Promise<SshConnection> {
     const where = `${target.user}@${target.host}:${target.port}`;
     const client = new Client();
-    const auth: AuthenticationType[] = [];
     const methods: object[] = [];
     if (process.env.SSH_AUTH_SOCK) methods.push({ type: 'agent', username: target.user, agent: process.env.SSH_AUTH_SOCK });
     for (const file of target.identityFiles) {
       if (!existsSync(file)) continue;
       methods.push({ type: 'publickey', username: target.user, key: readFileSync(file) });
     }
-    void auth;
     if (!methods.length) {
       return Promise.reject(new CrmError(`no SSH key to log in to ${where}: no ssh-agent, no -i key and no ~/.ssh/id_* file`, ExitCode.USAGE));
     }
