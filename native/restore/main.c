@@ -201,20 +201,13 @@ static __attribute__((noreturn)) void become_task(const struct plan *p, int sync
   a->mm.auxv_size = t->auxv_words * 8;
   a->exe_fd = exe_hi;
   a->err_fd = err_fd;
-  for (unsigned s = 0; s < 64; s++) {
-    a->sigactions[s].handler = t->sigactions[s].handler;
-    a->sigactions[s].flags = t->sigactions[s].flags;
-    a->sigactions[s].restorer = t->sigactions[s].restorer;
-    a->sigactions[s].mask = t->sigactions[s].mask;
-  }
+  memcpy(a->sigactions, t->sigactions, sizeof a->sigactions);
   memcpy(boot + bl.siginfos, p->siginfos, p->hdr->siginfo_count * sizeof(struct crm_siginfo));
   a->siginfos = pm.boot_start + bl.siginfos;
   a->nsiginfo = p->hdr->siginfo_count;
   a->pid = t->pid;
   a->tid = t->tid;
-  for (int w = 0; w < 3; w++)
-    a->itimers[w] = (struct rst_itimerval){(int64_t)t->itimers[w].interval_sec, (int64_t)t->itimers[w].interval_usec,
-                                           (int64_t)t->itimers[w].value_sec, (int64_t)t->itimers[w].value_usec};
+  memcpy(a->itimers, t->itimers, sizeof a->itimers);
   if (t->flags & CRM_TASK_RSEQ) {
     a->rseq_abi = t->rseq_abi;
     a->rseq_len = t->rseq_len;

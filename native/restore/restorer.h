@@ -9,6 +9,8 @@
 #define CRM_RESTORER_H
 #include <stdint.h>
 
+#include "../include/crm_plan.h"
+
 #define RST_MAX_KEEP 4
 #define RST_MAX_SPECIAL 4
 #define RST_MAX_SPECIAL_MOVES (2 * RST_MAX_SPECIAL)
@@ -25,13 +27,8 @@ struct rst_prctl_mm_map {
   uint32_t auxv_size, exe_fd;
 };
 
-struct rst_sigaction {
-  uint64_t handler, flags, restorer, mask;
-};
-
-struct rst_itimerval {
-  int64_t interval_sec, interval_usec, value_sec, value_usec;
-};
+/* The plan's layouts are the kernel's: struct crm_sigaction is what
+ * rt_sigaction takes, struct crm_itimer is a struct itimerval. */
 
 struct restorer_args {
   /* Everything outside these ranges (below TASK_SIZE) is unmapped first. */
@@ -50,11 +47,11 @@ struct restorer_args {
   struct rst_prctl_mm_map mm;
   int32_t exe_fd;
   int32_t err_fd;  /* where a failure is reported before exit_group */
-  struct rst_sigaction sigactions[64];
+  struct crm_sigaction sigactions[64];
   uint64_t siginfos;  /* struct crm_siginfo[nsiginfo] */
   uint64_t nsiginfo;
   int32_t pid, tid;
-  struct rst_itimerval itimers[3];
+  struct crm_itimer itimers[3];
   uint64_t rseq_abi;
   uint32_t rseq_len, rseq_sig;
   uint64_t fs_base, gs_base;

@@ -89,26 +89,25 @@ export class FrozenTask {
 
   /** Lets the task carry on exactly where it was. */
   thaw(): void {
+    this.release(0);
+  }
+
+  /** Puts back what syscall injection changed and detaches, delivering sig. */
+  private release(sig: number): void {
     if (!this.live) return;
     this.live = false;
     if (this.touched) {
       native.setRegs(this.pid, resumeRegs(this.rawRegs, true).regs);
       native.setSigmask(this.pid, this.sigmask);
     }
-    native.detach(this.pid);
+    native.detach(this.pid, sig);
   }
 
   /** Leaves the task stopped (group stop) when we let go of it: used when
    * the outcome of a migration is in doubt, so that it runs nowhere until
    * `crmigrate resolve` decides. */
   holdStopped(): void {
-    if (!this.live) return;
-    this.live = false;
-    if (this.touched) {
-      native.setRegs(this.pid, resumeRegs(this.rawRegs, true).regs);
-      native.setSigmask(this.pid, this.sigmask);
-    }
-    native.detach(this.pid, 19 /* SIGSTOP */);
+    this.release(19 /* SIGSTOP */);
   }
 
   kill(): void {

@@ -1,0 +1,5 @@
+// The benchmark suites `npm run bench -- [SUITE]` can run; the first is the default.
+import { localSuite } from './local.js';
+import type { Suite } from './suite.js';
+
+export const SUITES: readonly Suite[] = [localSuite];
