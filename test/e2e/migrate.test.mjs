@@ -167,8 +167,10 @@ test('the PID is taken on the destination: preflight refuses, nothing frozen', a
     await p.ready();
     // Start a process that gets exactly that PID inside the destination's PID namespace.
     inDest(`echo ${p.pid - 1} > /proc/sys/kernel/ns_last_pid; setsid sleep 60 </dev/null >/dev/null 2>&1 &`);
-    squatter = destProcesses(/^sleep 60/).find((x) => x.nspid === p.pid)?.pid ?? 0;
-    assert.ok(squatter, 'could not take the PID on the destination');
+    await waitFor(() => {
+      squatter = destProcesses(/sleep 60/).find((x) => x.nspid === p.pid)?.pid ?? 0;
+      return squatter !== 0;
+    }, 'a process to take the PID on the destination', 3000);
     const r = await crmigrate(migrateArgs(p.pid));
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, new RegExp(`PID ${p.pid} is already in use on ${DEST}`));
