@@ -8,6 +8,7 @@
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <vector>
@@ -100,22 +101,42 @@ Napi::Value Detach(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// Kills a frozen tracee and waits until it is gone (as tracer we see its exit).
+// Kills a frozen process and waits until each of its traced threads is gone
+// (as tracer we see every exit; the main thread's is reported last).
 Napi::Value KillTraced(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   pid_t pid = ToInt(info[0]);
+  Napi::Array tids = info[1].As<Napi::Array>();
   if (kill(pid, SIGKILL)) {
     ThrowErrno(env, "kill(" + std::to_string(pid) + ")", errno);
     return env.Undefined();
   }
-  for (;;) {
-    int st = 0;
-    int r = WaitStop(pid, &st);
-    if (r < 0) break;  // no longer ours to wait for: it is gone
-    if (WIFEXITED(st) || WIFSIGNALED(st)) break;
-    if (WIFSTOPPED(st)) Pt(PTRACE_CONT, pid, nullptr, nullptr);
+  for (uint32_t i = tids.Length(); i-- > 0;) {
+    pid_t tid = ToInt(tids.Get(i));
+    for (;;) {
+      int st = 0;
+      int r = WaitStop(tid, &st);
+      if (r < 0) break;  // no longer ours to wait for: it is gone
+      if (WIFEXITED(st) || WIFSIGNALED(st)) break;
+      if (WIFSTOPPED(st)) Pt(PTRACE_CONT, tid, nullptr, nullptr);
+    }
   }
   return env.Undefined();
+}
+
+Napi::Value GetRobustList(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  pid_t tid = ToInt(info[0]);
+  unsigned long head = 0;
+  size_t len = 0;
+  if (syscall(SYS_get_robust_list, tid, &head, &len)) {
+    ThrowErrno(env, "get_robust_list(" + std::to_string(tid) + ")", errno);
+    return env.Undefined();
+  }
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::BigInt::New(env, (uint64_t)head));
+  out.Set(1u, Napi::BigInt::New(env, (uint64_t)len));
+  return out;
 }
 
 Napi::Value GetRegSet(pid_t pid, int type, size_t max, Napi::Env env, const char *what) {
@@ -268,6 +289,7 @@ void InitPtrace(Napi::Env env, Napi::Object exports) {
   exports.Set("seize", Napi::Function::New(env, Seize));
   exports.Set("detach", Napi::Function::New(env, Detach));
   exports.Set("killTraced", Napi::Function::New(env, KillTraced));
+  exports.Set("getRobustList", Napi::Function::New(env, GetRobustList));
   exports.Set("getRegs", Napi::Function::New(env, GetRegs));
   exports.Set("setRegs", Napi::Function::New(env, SetRegs));
   exports.Set("getXstate", Napi::Function::New(env, GetXstate));

@@ -7,7 +7,10 @@
  * All integers are little-endian, all structs are naturally aligned with
  * explicit padding, and every offset/count is validated by the reader.
  *
- * Layout: header | task | vmas[] | fds[] | siginfos[] | xsave | strings
+ * Layout: header | task | vmas[] | fds[] | siginfos[] | xsave | strings | threads[]
+ * The task's own fields describe its main thread; threads[] are the others.
+ * The xsave section holds one area per thread: main thread first, then
+ * threads[] in order, each xsave_size bytes.
  * Strings are referenced by byte offset into the string table and are
  * NUL-terminated inside it; offset 0 is the empty string.
  *
@@ -22,12 +25,13 @@
 #include <stdint.h>
 
 #define CRM_PLAN_MAGIC 0x504d5243u /* "CRMP" */
-#define CRM_PLAN_VERSION 1u
+#define CRM_PLAN_VERSION 2u
 #define CRM_PLAN_MAX_SIZE (64u << 20)
 #define CRM_MAX_VMAS 65536u
 #define CRM_MAX_FDS 65536u
 #define CRM_MAX_SIGINFO 65536u
 #define CRM_MAX_XSAVE 65536u
+#define CRM_MAX_THREADS 4096u
 #define CRM_AUXV_WORDS 128u
 #define CRM_NSIG 64u
 
@@ -73,6 +77,7 @@ struct crm_plan_header {
   uint32_t siginfo_offset, siginfo_count;
   uint32_t xsave_offset, xsave_size;
   uint32_t strings_offset, strings_size;
+  uint32_t thread_offset, thread_count;
 };
 
 struct crm_sigaction {
@@ -101,6 +106,20 @@ struct crm_task {
   struct crm_itimer itimers[3]; /* ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF */
   uint64_t rseq_abi;
   uint32_t rseq_len, rseq_sig;
+  uint64_t robust_list, robust_len, clear_child_tid;
+};
+
+/* Another thread of the task: what is per thread. */
+struct crm_thread {
+  int32_t tid;
+  uint32_t pad;
+  uint64_t regs[27];
+  uint64_t blocked;
+  uint64_t altstack_sp, altstack_size;
+  uint32_t altstack_flags, rseq_len;
+  uint64_t rseq_abi;
+  uint32_t rseq_sig, pad2;
+  uint64_t robust_list, robust_len, clear_child_tid;
 };
 
 struct crm_vma {
@@ -122,7 +141,7 @@ struct crm_fd {
 
 struct crm_siginfo {
   uint32_t shared; /* 1: process-wide queue, 0: the thread's own */
-  uint32_t pad;
+  int32_t tid;     /* for a thread's own: which thread */
   uint8_t raw[128];
 };
 

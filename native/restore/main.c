@@ -54,11 +54,13 @@ static int max_target_fd(const struct plan *p) {
   return m;
 }
 
-/* Bootstrap layout: [blob code | args | moves | siginfos | sigframe+fpu |
- * scratch for our [vvar]/[vdso] | stack]. */
+/* Bootstrap layout: [blob code | args | moves | siginfos | threads |
+ * sigframe+fpu per thread | scratch for our [vvar]/[vdso] | thread stacks |
+ * main stack]. */
 struct boot_layout {
-  uint64_t code, args, moves, siginfos, frame, scratch, stack_top, len;
+  uint64_t code, args, moves, siginfos, threads, frames, frame_size, scratch, thread_stacks, stack_top, len;
 };
+#define THREAD_STACK_SIZE 16384
 
 static struct boot_layout layout_boot(const struct plan *p, uint64_t scratch_len) {
   struct boot_layout l;
@@ -71,10 +73,15 @@ static struct boot_layout layout_boot(const struct plan *p, uint64_t scratch_len
   o = page_up(o + (p->hdr->vma_count + 1) * sizeof(struct rst_move));
   l.siginfos = o;
   o = page_up(o + (p->hdr->siginfo_count + 1) * sizeof(struct crm_siginfo));
-  l.frame = o;
-  o = page_up(o + sigframe_size(p));
+  l.threads = o;
+  o = page_up(o + (p->hdr->thread_count + 1) * sizeof(struct rst_thread));
+  l.frames = o;
+  l.frame_size = (sigframe_size(p) + 63) & ~63ULL;
+  o = page_up(o + l.frame_size * (1 + p->hdr->thread_count));
   l.scratch = o;
   o = page_up(o + scratch_len);
+  l.thread_stacks = o;
+  o += (uint64_t)THREAD_STACK_SIZE * p->hdr->thread_count;
   o += BOOT_STACK_SIZE;
   l.stack_top = o - 64;
   l.len = o;
@@ -215,9 +222,27 @@ static __attribute__((noreturn)) void become_task(const struct plan *p, int sync
   }
   a->fs_base = t->regs[21];
   a->gs_base = t->regs[22];
+  a->robust_list = t->robust_list;
+  a->robust_len = t->robust_len;
+  a->clear_child_tid = t->clear_child_tid;
+  struct rst_thread *rth = (void *)(boot + bl.threads);
+  for (uint32_t i = 0; i < p->hdr->thread_count; i++) {
+    const struct crm_thread *th = &p->threads[i];
+    struct frame_state fs = {th->regs, p->xsave + (uint64_t)(i + 1) * p->hdr->xsave_size, p->hdr->xsave_size, th->blocked,
+                             th->altstack_sp, th->altstack_size, th->altstack_flags};
+    rth[i] = (struct rst_thread){
+        .stack_top = pm.boot_start + bl.thread_stacks + (uint64_t)THREAD_STACK_SIZE * (i + 1),
+        .sigframe_sp = build_sigframe(&fs, pm.boot_start + bl.frames + bl.frame_size * (i + 1)),
+        .fs_base = th->regs[21], .gs_base = th->regs[22], .rseq_abi = th->rseq_abi, .rseq_len = th->rseq_len,
+        .rseq_sig = th->rseq_sig, .robust_list = th->robust_list, .robust_len = th->robust_len,
+        .clear_child_tid = th->clear_child_tid, .tid = th->tid};
+  }
+  a->threads = pm.boot_start + bl.threads;
+  a->nthreads = p->hdr->thread_count;
   a->close_fds[a->nclose++] = (uint64_t)in_fd;
   a->close_fds[a->nclose++] = (uint64_t)err_fd;
-  a->sigframe_sp = build_sigframe(p, pm.boot_start + bl.frame);
+  struct frame_state main_fs = {t->regs, p->xsave, p->hdr->xsave_size, t->blocked, t->altstack_sp, t->altstack_size, t->altstack_flags};
+  a->sigframe_sp = build_sigframe(&main_fs, pm.boot_start + bl.frames);
 
   restore_fs_context(p);
   uint64_t region[2] = {pm.region_start, pm.region_len};
@@ -286,35 +311,68 @@ static long inject(const struct user_regs_struct *base, uint64_t insn, long nr, 
   return (long)r.rax;
 }
 
-/* Follows the child to the exit of its final rt_sigreturn. Returns the
- * address of a `syscall` instruction inside the bootstrap region (the one
- * that raised the blob's SIGSTOP). */
-static uint64_t wait_for_sigreturn(void) {
-  int st, phase = 0; /* 0: running, 1: stopped by the blob, 2: in rt_sigreturn */
-  uint64_t insn = 0;
-  for (;;) {
-    if (wait_child(&st)) die_errno("waitpid");
-    if (!WIFSTOPPED(st)) child_ended(st);
-    int sig = WSTOPSIG(st);
-    long resume = PTRACE_CONT, deliver = 0;
-    if (sig == (SIGTRAP | 0x80)) {
-      if (phase == 2) return insn;
-      if (phase == 1) phase = 2;
-      resume = PTRACE_SYSCALL;
-    } else if (sig == SIGSTOP && phase == 0 && (st >> 16) == 0) {
-      struct user_regs_struct r;
-      if (ptrace(PTRACE_GETREGS, g_child, 0, &r)) die_errno("ptrace(GETREGS)");
-      insn = r.rip - 2;
-      errno = 0;
-      long word = ptrace(PTRACE_PEEKTEXT, g_child, (void *)insn, 0);
-      if (errno || (word & 0xffff) != 0x050f) discard((report("restorer stopped at an unexpected place"), 1));
-      phase = 1;
-      resume = PTRACE_SYSCALL; /* suppress SIGSTOP, stop at rt_sigreturn */
-    } else {
-      resume = phase ? PTRACE_SYSCALL : PTRACE_CONT;
-      deliver = (st >> 16) ? 0 : sig;
+/* Per-thread progress of the tracer towards the end of the restore. */
+struct traced {
+  pid_t tid;
+  int phase; /* 0 running, 1 stopped by the blob, 2 entered rt_sigreturn, 3 left it */
+  uint64_t insn;
+  uint64_t blocked;
+  struct user_regs_struct regs;
+};
+
+static struct traced *find_traced(struct traced *ts, uint32_t n, pid_t tid) {
+  for (uint32_t i = 0; i < n; i++)
+    if (ts[i].tid == tid) return &ts[i];
+  return NULL;
+}
+
+/* Follows every thread to the exit of its final rt_sigreturn; the registers
+ * read there are the task's own. `insn` (per thread) is a `syscall`
+ * instruction inside the bootstrap region: the one that raised the blob's
+ * SIGSTOP. New threads are traced automatically (PTRACE_O_TRACECLONE). */
+static void wait_for_sigreturn(struct traced *ts, uint32_t n) {
+  uint32_t known = 1, done = 0;
+  ts[0].tid = g_child;
+  while (done < n) {
+    int st;
+    pid_t tid = waitpid(-1, &st, __WALL);
+    if (tid < 0) {
+      if (errno == EINTR) continue;
+      die_errno("waitpid");
     }
-    if (ptrace((enum __ptrace_request)resume, g_child, 0, (void *)deliver)) die_errno("ptrace(resume)");
+    if (!WIFSTOPPED(st)) {
+      if (tid == g_child) child_ended(st);
+      discard((report("restored thread %d ended before the task was complete", tid), 1));
+    }
+    struct traced *t = find_traced(ts, known, tid);
+    if (!t) {
+      if (known == n) discard((report("restored task made more threads than it had"), 1));
+      t = &ts[known++];
+      t->tid = tid;
+    }
+    int sig = WSTOPSIG(st), event = st >> 16;
+    long resume = t->phase ? PTRACE_SYSCALL : PTRACE_CONT, deliver = 0;
+    if (sig == (SIGTRAP | 0x80)) {
+      if (t->phase == 2) {
+        t->phase = 3;
+        if (ptrace(PTRACE_GETREGS, tid, 0, &t->regs)) die_errno("ptrace(GETREGS)");
+        done++;
+        continue; /* held here until the commit */
+      }
+      if (t->phase == 1) t->phase = 2;
+    } else if (sig == SIGSTOP && event == 0 && t->phase == 0) {
+      struct user_regs_struct r;
+      if (ptrace(PTRACE_GETREGS, tid, 0, &r)) die_errno("ptrace(GETREGS)");
+      t->insn = r.rip - 2;
+      errno = 0;
+      long word = ptrace(PTRACE_PEEKTEXT, tid, (void *)t->insn, 0);
+      if (errno || (word & 0xffff) != 0x050f) discard((report("restorer stopped at an unexpected place"), 1));
+      t->phase = 1;
+      resume = PTRACE_SYSCALL; /* suppress SIGSTOP, stop at rt_sigreturn */
+    } else if (event == 0) {
+      deliver = sig; /* a signal for the task: let it through */
+    }
+    if (ptrace((enum __ptrace_request)resume, tid, 0, (void *)deliver)) die_errno("ptrace(resume %d)", tid);
   }
 }
 
@@ -385,18 +443,18 @@ int main(int argc, char **argv) {
   g_child = (pid_t)r;
   close(sync[0]);
   close(info[1]);
-  if (ptrace(PTRACE_SEIZE, g_child, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)))
+  if (ptrace(PTRACE_SEIZE, g_child, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE)))
     discard((report("ptrace(SEIZE) of the new task: %s", strerror(errno)), 1));
   if (write(sync[1], "s", 1) != 1) discard((report("cannot wake the new task"), 1));
   close(sync[1]);
 
-  uint64_t insn = wait_for_sigreturn();
+  uint32_t nthreads = 1 + p.hdr->thread_count;
+  struct traced *ts = calloc(nthreads, sizeof *ts);
+  if (!ts) discard((report("out of memory"), 1));
+  wait_for_sigreturn(ts, nthreads);
   uint64_t region[2];
   if (read_full(info[0], region, sizeof region)) discard((report("the new task did not report its bootstrap region"), 1));
   close(info[0]);
-  struct user_regs_struct regs;
-  if (ptrace(PTRACE_GETREGS, g_child, 0, &regs)) discard((report("ptrace(GETREGS): %s", strerror(errno)), 1));
-
   printf("READY %d\n", g_child);
   char cmd = 0;
   if (read_full(0, &cmd, 1) != 0) cmd = journal_says_committed(commit_file) ? 'G' : 0;
@@ -407,15 +465,21 @@ int main(int argc, char **argv) {
 
   /* Unmap the premap+bootstrap region from inside the task, through the
    * blob's own syscall instruction (execution never comes back to it), with
-   * every signal blocked so nothing is delivered in between. */
-  uint64_t all = ~0ULL, blocked;
-  if (ptrace(PTRACE_GETSIGMASK, g_child, (void *)8, &blocked)) discard((report("ptrace(GETSIGMASK)"), 1));
-  if (ptrace(PTRACE_SETSIGMASK, g_child, (void *)8, &all)) discard((report("ptrace(SETSIGMASK)"), 1));
-  long ur = inject(&regs, insn, SYS_munmap, (long)region[0], (long)region[1]);
+   * every signal blocked in every thread so nothing is delivered meanwhile. */
+  uint64_t all = ~0ULL;
+  for (uint32_t i = 0; i < nthreads; i++) {
+    if (ptrace(PTRACE_GETSIGMASK, ts[i].tid, (void *)8, &ts[i].blocked) || ptrace(PTRACE_SETSIGMASK, ts[i].tid, (void *)8, &all))
+      discard((report("ptrace(SETSIGMASK) of thread %d: %s", ts[i].tid, strerror(errno)), 1));
+  }
+  long ur = inject(&ts[0].regs, ts[0].insn, SYS_munmap, (long)region[0], (long)region[1]);
   if (ur < 0) discard((report("unmapping the bootstrap region: %s", strerror((int)-ur)), 1));
-  if (ptrace(PTRACE_SETREGS, g_child, 0, &regs)) discard((report("ptrace(SETREGS)"), 1));
-  if (ptrace(PTRACE_SETSIGMASK, g_child, (void *)8, &blocked)) discard((report("ptrace(SETSIGMASK)"), 1));
-  if (ptrace(PTRACE_DETACH, g_child, 0, 0)) discard((report("ptrace(DETACH): %s", strerror(errno)), 1));
+  if (ptrace(PTRACE_SETREGS, g_child, 0, &ts[0].regs)) discard((report("ptrace(SETREGS)"), 1));
+  for (uint32_t i = 0; i < nthreads; i++) {
+    if (ptrace(PTRACE_SETSIGMASK, ts[i].tid, (void *)8, &ts[i].blocked)) discard((report("ptrace(SETSIGMASK)"), 1));
+  }
+  for (uint32_t i = 0; i < nthreads; i++) {
+    if (ptrace(PTRACE_DETACH, ts[i].tid, 0, 0)) discard((report("ptrace(DETACH) of %d: %s", ts[i].tid, strerror(errno)), 1));
+  }
   printf("RUNNING %d\n", g_child);
   return 0;
 }

@@ -49,19 +49,23 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
     FAIL("restore plan file descriptor section out of bounds");
   if (h->siginfo_count > CRM_MAX_SIGINFO || !section_ok(p, h->siginfo_offset, h->siginfo_count, sizeof(struct crm_siginfo)))
     FAIL("restore plan pending signal section out of bounds");
-  if (h->xsave_size < 576 || h->xsave_size > CRM_MAX_XSAVE || !section_ok(p, h->xsave_offset, h->xsave_size, 1))
+  if (h->thread_count > CRM_MAX_THREADS || !section_ok(p, h->thread_offset, h->thread_count, sizeof(struct crm_thread)))
+    FAIL("restore plan thread section out of bounds");
+  if (h->xsave_size < 576 || h->xsave_size > CRM_MAX_XSAVE ||
+      !section_ok(p, h->xsave_offset, (uint64_t)h->xsave_size * (1 + h->thread_count), 1))
     FAIL("restore plan FPU state section out of bounds (%u bytes)", h->xsave_size);
   if (h->strings_size == 0 || (uint64_t)h->strings_offset + h->strings_size > size)
     FAIL("restore plan string table out of bounds");
   /* sections must not overlap: they come in this order */
-  uint64_t ends[6][2] = {
+  uint64_t ends[7][2] = {
       {h->task_offset, (uint64_t)h->task_offset + h->task_size},
       {h->vma_offset, (uint64_t)h->vma_offset + (uint64_t)h->vma_count * sizeof(struct crm_vma)},
       {h->fd_offset, (uint64_t)h->fd_offset + (uint64_t)h->fd_count * sizeof(struct crm_fd)},
       {h->siginfo_offset, (uint64_t)h->siginfo_offset + (uint64_t)h->siginfo_count * sizeof(struct crm_siginfo)},
-      {h->xsave_offset, (uint64_t)h->xsave_offset + h->xsave_size},
-      {h->strings_offset, (uint64_t)h->strings_offset + h->strings_size}};
-  for (int i = 1; i < 6; i++)
+      {h->xsave_offset, (uint64_t)h->xsave_offset + (uint64_t)h->xsave_size * (1 + h->thread_count)},
+      {h->strings_offset, (uint64_t)h->strings_offset + h->strings_size},
+      {h->thread_offset, (uint64_t)h->thread_offset + (uint64_t)h->thread_count * sizeof(struct crm_thread)}};
+  for (int i = 1; i < 7; i++)
     if (ends[i][0] < ends[i - 1][1]) FAIL("restore plan sections overlap or are out of order");
   p->task = (const void *)(buf + h->task_offset);
   p->vmas = (const void *)(buf + h->vma_offset);
@@ -69,6 +73,7 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
   p->siginfos = (const void *)(buf + h->siginfo_offset);
   p->xsave = buf + h->xsave_offset;
   p->strings = (const char *)(buf + h->strings_offset);
+  p->threads = (const void *)(buf + h->thread_offset);
   if (p->strings[h->strings_size - 1] != 0 || p->strings[0] != 0) FAIL("restore plan string table is not terminated");
 
   const struct crm_task *t = p->task;
@@ -108,10 +113,22 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
     if (!str_ok(p, f->path) || p->strings[f->path] != '/') FAIL("restore plan descriptor %d has no path", f->fd);
     if (f->cloexec > 1) FAIL("restore plan descriptor %d has bad flags", f->fd);
   }
+  for (uint32_t i = 0; i < h->thread_count; i++) {
+    const struct crm_thread *th = &p->threads[i];
+    if (th->tid <= 0 || th->tid == t->pid) FAIL("restore plan thread %u has an invalid tid %d", i, th->tid);
+    for (uint32_t k = 0; k < i; k++)
+      if (p->threads[k].tid == th->tid) FAIL("restore plan has thread %d twice", th->tid);
+    if (th->regs[17] != 0x33) FAIL("restore plan thread %d is not 64-bit", th->tid);
+    if (th->rseq_len && (th->rseq_len < 32 || th->rseq_len > 4096 || th->rseq_abi % 32)) FAIL("restore plan thread %d rseq invalid", th->tid);
+  }
   for (uint32_t i = 0; i < h->siginfo_count; i++) {
     int32_t signo;
     memcpy(&signo, p->siginfos[i].raw, 4);
     if (signo < 1 || signo > 64 || p->siginfos[i].shared > 1) FAIL("restore plan pending signal %u invalid", i);
+    const struct crm_siginfo *s = &p->siginfos[i];
+    int known = s->shared || s->tid == t->pid;
+    for (uint32_t k = 0; !known && k < h->thread_count; k++) known = p->threads[k].tid == s->tid;
+    if (!known) FAIL("restore plan pending signal %u is for an unknown thread %d", i, s->tid);
   }
   return 0;
 }
@@ -170,7 +187,17 @@ void plan_print(const struct plan *p, FILE *out) {
   for (uint32_t i = 0; i < p->hdr->siginfo_count; i++) {
     int32_t signo;
     memcpy(&signo, p->siginfos[i].raw, 4);
-    fprintf(out, "siginfo shared=%u signo=%d\n", p->siginfos[i].shared, signo);
+    fprintf(out, "siginfo shared=%u tid=%d signo=%d\n", p->siginfos[i].shared, p->siginfos[i].tid, signo);
   }
-  fprintf(out, "xsave %u bytes\n", p->hdr->xsave_size);
+  for (uint32_t i = 0; i < p->hdr->thread_count; i++) {
+    const struct crm_thread *th = &p->threads[i];
+    fprintf(out, "thread %d rip=%llx rsp=%llx fs_base=%llx blocked=%llx altstack=%llx/%llu rseq=%llx/%u robust=%llx/%llu ctid=%llx\n", th->tid,
+            (unsigned long long)th->regs[16], (unsigned long long)th->regs[19], (unsigned long long)th->regs[21],
+            (unsigned long long)th->blocked, (unsigned long long)th->altstack_sp, (unsigned long long)th->altstack_size,
+            (unsigned long long)th->rseq_abi, th->rseq_len, (unsigned long long)th->robust_list,
+            (unsigned long long)th->robust_len, (unsigned long long)th->clear_child_tid);
+  }
+  fprintf(out, "robust=%llx/%llu ctid=%llx\n", (unsigned long long)p->task->robust_list, (unsigned long long)p->task->robust_len,
+          (unsigned long long)p->task->clear_child_tid);
+  fprintf(out, "xsave %u bytes x %u\n", p->hdr->xsave_size, 1 + p->hdr->thread_count);
 }

@@ -16,6 +16,7 @@ struct plan {
   const struct crm_siginfo *siginfos;
   const uint8_t *xsave;
   const char *strings;
+  const struct crm_thread *threads;
 };
 
 /* Reads the plan from fd and validates every field; on failure writes a

@@ -28,6 +28,10 @@
 #define NR_rt_sigqueueinfo 129
 #define NR_rt_tgsigqueueinfo 297
 #define NR_rseq 334
+#define NR_set_tid_address 218
+#define NR_set_robust_list 273
+#define NR_clone3 435
+#define THREAD_CLONE_FLAGS 0x50f00UL /* VM|FS|FILES|SIGHAND|THREAD|SYSVSEM */
 
 #define TASK_SIZE_MAX 0x7ffffffff000ULL
 #define MREMAP_MAYMOVE 1
@@ -97,6 +101,71 @@ static void move_range(struct restorer_args *a, const struct rst_move *m, int st
   }
 }
 
+/* What every thread does last: per-thread kernel state that rt_sigreturn
+ * does not carry, a stop for the tracer, then rt_sigreturn. */
+static __attribute__((noreturn, always_inline)) inline void finish_thread(struct restorer_args *a, int32_t tid, uint64_t robust_list,
+                                                                         uint64_t robust_len, uint64_t ctid, uint64_t rseq_abi,
+                                                                         uint32_t rseq_len, uint32_t rseq_sig, uint64_t fs_base,
+                                                                         uint64_t gs_base, uint64_t frame_sp) {
+  long r;
+  if (robust_len) {
+    r = sys2(NR_set_robust_list, robust_list, robust_len);
+    if (r < 0) fail(a, 12, r);
+  }
+  sys1(NR_set_tid_address, ctid);
+  if (rseq_len) {
+    r = sys4(NR_rseq, rseq_abi, rseq_len, 0, rseq_sig);
+    if (r < 0) fail(a, 10, r);
+  }
+  r = sys2(NR_arch_prctl, ARCH_SET_FS, fs_base);
+  if (r < 0) fail(a, 11, r);
+  r = sys2(NR_arch_prctl, ARCH_SET_GS, gs_base);
+  if (r < 0) fail(a, 11, r);
+  /* Stop for the tracer (crmigrate-restore's parent half): it lets us run
+   * into rt_sigreturn and unmaps the bootstrap region once the task is whole. */
+  sys3(NR_tgkill, a->pid, tid, SIGSTOP);
+  __asm__ volatile("mov %0, %%rsp\n\t"
+                   "mov %1, %%eax\n\t"
+                   "syscall\n\t"
+                   "hlt\n\t"
+                   :
+                   : "r"(frame_sp), "i"(NR_rt_sigreturn)
+                   : "memory");
+  for (;;) {}
+}
+
+/* Entry of a thread made by spawn_thread, on its own stack. */
+__attribute__((used, noinline, noclone, noreturn)) void restorer_thread(struct rst_thread *t, struct restorer_args *a) {
+  finish_thread(a, t->tid, t->robust_list, t->robust_len, t->clear_child_tid, t->rseq_abi, t->rseq_len, t->rseq_sig, t->fs_base,
+                t->gs_base, t->sigframe_sp);
+}
+
+/* clone3 of one thread; the child starts on t->stack_top in restorer_thread. */
+static long spawn_thread(struct rst_thread *t, struct restorer_args *a) {
+  uint64_t *ca = t->clone_args;
+  for (int i = 0; i < 11; i++) ca[i] = 0;
+  ca[0] = THREAD_CLONE_FLAGS;
+  ca[5] = t->stack_top - 16384; /* stack */
+  ca[6] = 16384;                /* stack_size */
+  ca[8] = (uint64_t)&t->tid;    /* set_tid */
+  ca[9] = 1;                    /* set_tid_size */
+  long ret;
+  register long r12 __asm__("r12") = (long)t;
+  register long r13 __asm__("r13") = (long)a;
+  __asm__ volatile("syscall\n\t"
+                   "test %%rax, %%rax\n\t"
+                   "jnz 1f\n\t"
+                   "mov %%r12, %%rdi\n\t"
+                   "mov %%r13, %%rsi\n\t"
+                   "call restorer_thread\n\t"
+                   "hlt\n\t"
+                   "1:\n\t"
+                   : "=a"(ret)
+                   : "a"(NR_clone3), "D"(ca), "S"(88L), "r"(r12), "r"(r13)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+
 __attribute__((section(".text.entry"), used)) void restorer_main(struct restorer_args *a) {
   long r;
   if (a->own_rseq_len) {
@@ -123,15 +192,22 @@ __attribute__((section(".text.entry"), used)) void restorer_main(struct restorer
     if (r < 0 && !(sig == 32 || sig == 33)) fail(a, 7, r);
   }
 
+  /* The other threads, with their TIDs; they inherit our all-blocked mask. */
+  struct rst_thread *threads = (struct rst_thread *)a->threads;
+  for (uint64_t i = 0; i < a->nthreads; i++) {
+    r = spawn_thread(&threads[i], a);
+    if (r < 0) fail(a, 13, r);
+  }
+
   /* Pending signals go back on their queues; all signals stay blocked
-   * until rt_sigreturn installs the task's own mask. */
+   * until rt_sigreturn installs each thread's own mask. */
   const struct crm_siginfo *si = (const struct crm_siginfo *)a->siginfos;
   for (uint64_t i = 0; i < a->nsiginfo; i++) {
     int signo = *(const int32_t *)si[i].raw;
     if (si[i].shared)
       r = sys3(NR_rt_sigqueueinfo, a->pid, signo, si[i].raw);
     else
-      r = sys4(NR_rt_tgsigqueueinfo, a->pid, a->tid, signo, si[i].raw);
+      r = sys4(NR_rt_tgsigqueueinfo, a->pid, si[i].tid, signo, si[i].raw);
     if (r < 0) fail(a, 8, r);
   }
 
@@ -142,25 +218,6 @@ __attribute__((section(".text.entry"), used)) void restorer_main(struct restorer
 
   for (uint32_t i = 0; i < a->nclose; i++) sys1(NR_close, a->close_fds[i]);
 
-  if (a->rseq_len) {
-    r = sys4(NR_rseq, a->rseq_abi, a->rseq_len, 0, a->rseq_sig);
-    if (r < 0) fail(a, 10, r);
-  }
-  r = sys2(NR_arch_prctl, ARCH_SET_FS, a->fs_base);
-  if (r < 0) fail(a, 11, r);
-  r = sys2(NR_arch_prctl, ARCH_SET_GS, a->gs_base);
-  if (r < 0) fail(a, 11, r);
-
-  /* Stop for the tracer (crmigrate-restore's parent half): it lets us run
-   * into rt_sigreturn and unmaps this region once the task is whole. */
-  sys3(NR_tgkill, a->pid, a->tid, SIGSTOP);
-
-  __asm__ volatile("mov %0, %%rsp\n\t"
-                   "mov %1, %%eax\n\t"
-                   "syscall\n\t"
-                   "hlt\n\t"
-                   :
-                   : "r"(a->sigframe_sp), "i"(NR_rt_sigreturn)
-                   : "memory");
-  for (;;) {}
+  finish_thread(a, a->tid, a->robust_list, a->robust_len, a->clear_child_tid, a->rseq_abi, a->rseq_len, a->rseq_sig, a->fs_base,
+                a->gs_base, a->sigframe_sp);
 }

@@ -30,6 +30,18 @@ struct rst_prctl_mm_map {
 /* The plan's layouts are the kernel's: struct crm_sigaction is what
  * rt_sigaction takes, struct crm_itimer is a struct itimerval. */
 
+/* One more thread, made by the blob with clone3(set_tid). */
+struct rst_thread {
+  uint64_t stack_top;   /* its stack in the bootstrap region */
+  uint64_t sigframe_sp; /* its rt_sigreturn frame (frame + 8) */
+  uint64_t fs_base, gs_base;
+  uint64_t rseq_abi;
+  uint32_t rseq_len, rseq_sig;
+  uint64_t robust_list, robust_len, clear_child_tid;
+  int32_t tid, pad;
+  uint64_t clone_args[11]; /* struct clone_args, filled by the blob */
+};
+
 struct restorer_args {
   /* Everything outside these ranges (below TASK_SIZE) is unmapped first. */
   uint64_t keep[RST_MAX_KEEP][2];
@@ -55,6 +67,9 @@ struct restorer_args {
   uint64_t rseq_abi;
   uint32_t rseq_len, rseq_sig;
   uint64_t fs_base, gs_base;
+  uint64_t robust_list, robust_len, clear_child_tid;
+  uint64_t threads; /* struct rst_thread[nthreads] */
+  uint64_t nthreads;
   uint64_t close_fds[4]; /* restorer descriptors closed before the end */
   uint32_t nclose, pad;
   uint64_t sigframe_sp;  /* rsp for rt_sigreturn (frame + 8) */

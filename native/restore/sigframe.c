@@ -41,13 +41,12 @@ enum { R15, R14, R13, R12, RBP, RBX, R11, R10, R9, R8, RAX, RCX, RDX, RSI, RDI, 
 
 uint64_t sigframe_size(const struct plan *p) { return sizeof(struct k_rt_sigframe) + 128 + p->hdr->xsave_size + 4 + 64; }
 
-uint64_t build_sigframe(const struct plan *p, uint64_t at) {
-  const struct crm_task *t = p->task;
-  const uint64_t *g = t->regs;
+uint64_t build_sigframe(const struct frame_state *st, uint64_t at) {
+  const uint64_t *g = st->regs;
   uint64_t frame_addr = (at + 63) & ~63ULL;
   struct k_rt_sigframe *f = (void *)frame_addr;
   uint64_t fp_addr = (frame_addr + sizeof *f + 63) & ~63ULL;
-  uint32_t xsize = p->hdr->xsave_size;
+  uint32_t xsize = st->xsave_size;
   memset(f, 0, sizeof *f);
 
   struct k_sigcontext *sc = &f->uc.uc_mcontext;
@@ -60,19 +59,17 @@ uint64_t build_sigframe(const struct plan *p, uint64_t at) {
   sc->ss = (uint16_t)g[SS];
   sc->fpstate = fp_addr;
   f->uc.uc_flags = UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
-  f->uc.uc_sigmask = t->blocked;
-  f->uc.uc_stack.ss_sp = t->altstack_sp;
-  f->uc.uc_stack.ss_size = t->altstack_size;
-  f->uc.uc_stack.ss_flags = (int32_t)t->altstack_flags;
+  f->uc.uc_sigmask = st->blocked;
+  f->uc.uc_stack.ss_sp = st->altstack_sp;
+  f->uc.uc_stack.ss_size = st->altstack_size;
+  f->uc.uc_stack.ss_flags = (int32_t)st->altstack_flags;
 
   /* The xsave image from PTRACE_GETREGSET, with the software-reserved bytes
    * that tell the kernel an extended (AVX...) state follows the legacy area. */
   uint8_t *fp = (void *)fp_addr;
-  memcpy(fp, p->xsave, xsize);
-  uint64_t xfeatures;
-  memcpy(&xfeatures, p->xsave + 512, 8); /* XSTATE_BV of the header */
+  memcpy(fp, st->xsave, xsize);
   uint64_t xcr0;
-  memcpy(&xcr0, p->xsave + SW_BYTES_OFFSET, 8); /* ptrace stores XCR0 here */
+  memcpy(&xcr0, st->xsave + SW_BYTES_OFFSET, 8); /* ptrace stores XCR0 here */
   uint32_t sw[12] = {0};
   sw[0] = FP_XSTATE_MAGIC1;
   sw[1] = xsize + 4;
@@ -81,6 +78,5 @@ uint64_t build_sigframe(const struct plan *p, uint64_t at) {
   memcpy(fp + SW_BYTES_OFFSET, sw, sizeof sw);
   uint32_t magic2 = FP_XSTATE_MAGIC2;
   memcpy(fp + xsize, &magic2, 4);
-  (void)xfeatures;
   return frame_addr + 8;
 }

@@ -32,7 +32,7 @@ export async function inspectImage(source: AsyncIterable<Buffer>): Promise<objec
   }
   const trailer = r.value;
   const m = meta.finish();
-  const gp = m.regs.gp;
+  const gp = m.regs[0].gp;
   return {
     header: { ...m.header, xcr0: hex(m.header.xcr0), createdAt: new Date(Number(m.header.createdMs)).toISOString(), createdMs: undefined },
     tasks: [{
@@ -43,14 +43,20 @@ export async function inspectImage(source: AsyncIterable<Buffer>): Promise<objec
       rseq: m.task.rseqLen ? { abi: hex(m.task.rseqAbi), length: m.task.rseqLen, signature: hex(m.task.rseqSig) } : null,
       registers: {
         rip: hex(getReg(gp, 'rip')), rsp: hex(getReg(gp, 'rsp')), rax: hex(getReg(gp, 'rax')), fsBase: hex(getReg(gp, 'fs_base')),
-        gsBase: hex(getReg(gp, 'gs_base')), xsaveBytes: m.regs.xsave.length,
-        inSyscall: m.regs.inSyscall ? Number(m.regs.syscallNr) : null,
+        gsBase: hex(getReg(gp, 'gs_base')), xsaveBytes: m.regs[0].xsave.length,
+        inSyscall: m.regs[0].inSyscall ? Number(m.regs[0].syscallNr) : null,
       },
+      threads: m.threads.map((t, k) => ({
+        tid: t.tid, rip: hex(getReg(m.regs[k].gp, 'rip')), fsBase: hex(getReg(m.regs[k].gp, 'fs_base')),
+        inSyscall: m.regs[k].inSyscall ? Number(m.regs[k].syscallNr) : null, blocked: hex(m.signals[k].blocked),
+        pending: m.signals[k].pending.filter((p) => !p.shared).map((p) => p.info.readInt32LE(0)),
+        rseq: t.rseqLen ? hex(t.rseqAbi) : null, robustList: hex(t.robustList), clearChildTid: hex(t.clearChildTid),
+      })),
       signals: {
-        blocked: hex(m.signals.blocked),
-        handlers: m.signals.actions.map((a) => ({ signal: a.sig, handler: hex(a.handler), flags: hex(a.flags), mask: hex(a.mask) })),
-        pending: m.signals.pending.map((p) => ({ signal: p.info.readInt32LE(0), code: p.info.readInt32LE(8), shared: p.shared })),
-        altstack: { sp: hex(m.signals.altstackSp), size: Number(m.signals.altstackSize), flags: m.signals.altstackFlags },
+        blocked: hex(m.signals[0].blocked),
+        handlers: m.signals[0].actions.map((a) => ({ signal: a.sig, handler: hex(a.handler), flags: hex(a.flags), mask: hex(a.mask) })),
+        pending: m.signals.flatMap((s) => s.pending.map((p) => ({ signal: p.info.readInt32LE(0), code: p.info.readInt32LE(8), shared: p.shared, tid: p.shared ? undefined : s.tid }))),
+        altstack: { sp: hex(m.signals[0].altstackSp), size: Number(m.signals[0].altstackSize), flags: m.signals[0].altstackFlags },
       },
       itimers: m.timers.itimers.map((t) => ({ which: ['real', 'virtual', 'prof'][t.which], interval: `${t.intervalSec}.${String(t.intervalUsec).padStart(6, '0')}`, value: `${t.valueSec}.${String(t.valueUsec).padStart(6, '0')}` })),
       mappings: m.vmas.map((v) => ({

@@ -10,9 +10,10 @@ import { collectRegisters, xsaveFeatures } from '../resources/registers.js';
 import { collectSignals } from '../resources/signals.js';
 import { checkTaskSupported, collectTask } from '../resources/task.js';
 import { collectTimers } from '../resources/timers.js';
+import { collectThread } from '../resources/threads.js';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { VERSION } from '../version.js';
-import { FrozenTask } from './freeze.js';
+import { FrozenProcess } from './freeze.js';
 import { Injector } from './inject.js';
 
 export interface DumpResult {
@@ -38,7 +39,8 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
   if (pid === process.pid || pid === process.ppid) throw new CrmError(`refusing to checkpoint crmigrate itself (PID ${pid})`, ExitCode.USAGE);
   checkTaskSupported(pid);
   const t0 = process.hrtime.bigint();
-  const task = FrozenTask.freeze(pid);
+  const proc = FrozenProcess.freeze(pid);
+  const task = proc.threads[0];
   let release: Release = 'continue';
   try {
     // Checked again now that nothing can change under us.
@@ -48,10 +50,12 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
     const inj = new Injector(task, memFd);
     try {
       inj.open();
+      const injectors = proc.threads.map((t, i) => (i === 0 ? inj : inj.forThread(t)));
       record = {
         task: collectTask(pid, inj),
-        regs: collectRegisters(task),
-        signals: collectSignals(task, inj),
+        regs: proc.threads.map((t) => collectRegisters(t)),
+        signals: proc.threads.map((t, i) => collectSignals(t, injectors[i], i === 0)),
+        threads: proc.threads.map((t, i) => collectThread(t, injectors[i])),
         timers: collectTimers(task, inj),
       };
     } finally {
@@ -65,14 +69,17 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
     await out.start();
     const header: HeaderRecord = {
       imageVersion: IMAGE_VERSION, toolVersion: VERSION, arch: 'x86_64', kernel: kernelRelease(), hostname: hostname(),
-      pageSize: PAGE_SIZE, xsaveSize: record.regs.xsave.length, xcr0: xsaveFeatures(record.regs.xsave),
+      pageSize: PAGE_SIZE, xsaveSize: record.regs[0].xsave.length, xcr0: xsaveFeatures(record.regs[0].xsave),
       createdMs: BigInt(Date.now()), rootPid: pid,
     };
     await out.record(RecordType.HEADER, header);
     await out.record(RecordType.TASK, record.task);
-    await out.record(RecordType.REGS, record.regs);
-    await out.record(RecordType.SIGNALS, record.signals);
     await out.record(RecordType.TIMERS, record.timers);
+    for (let i = 0; i < proc.threads.length; i++) {
+      await out.record(RecordType.THREAD, record.threads[i]);
+      await out.record(RecordType.REGS, record.regs[i]);
+      await out.record(RecordType.SIGNALS, record.signals[i]);
+    }
     for (const v of vmas) await out.record(RecordType.VMA, v);
     for (const f of fds) await out.record(RecordType.FD, f);
     const pages = await dumpPages(pid, vmas, out);
@@ -81,8 +88,8 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
     const frozenSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
     return { pid, pages, imageBytes: out.bytesWritten, frozenSeconds };
   } finally {
-    if (release === 'kill') task.kill();
-    else if (release === 'hold') task.holdStopped();
-    else task.thaw();
+    if (release === 'kill') proc.kill();
+    else if (release === 'hold') proc.holdStopped();
+    else proc.thaw();
   }
 }

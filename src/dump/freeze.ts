@@ -2,7 +2,8 @@
 // and the two ways out: thaw (it carries on as if nothing happened) or kill.
 import { native } from '../native/addon.js';
 import { CrmError, ExitCode } from '../util/errors.js';
-import { parseStatus, readProc } from '../util/procfs.js';
+import { readdirSync } from 'node:fs';
+import { parseStatus, procPath, readProc } from '../util/procfs.js';
 
 export const SYS = {
   mmap: 9, munmap: 11, rt_sigaction: 13, getitimer: 36, brk: 12, sigaltstack: 131, restart_syscall: 219,
@@ -55,6 +56,42 @@ export function resumeRegs(raw: Buffer, live: boolean): { regs: Buffer; syscall:
   return { regs, syscall: state };
 }
 
+/** Every thread of one process, frozen. threads[0] is the main thread. */
+export class FrozenProcess {
+  private constructor(readonly pid: number, readonly threads: FrozenTask[]) {}
+
+  /** Seizes every thread; threads made meanwhile are caught by listing again
+   * until the set is stable (a stopped thread cannot make more). */
+  static freeze(pid: number): FrozenProcess {
+    const threads: FrozenTask[] = [FrozenTask.freeze(pid)];
+    try {
+      for (;;) {
+        const known = new Set(threads.map((t) => t.pid));
+        const more = readdirSync(procPath(pid, 'task')).map(Number).filter((tid) => !known.has(tid));
+        if (!more.length) break;
+        for (const tid of more) threads.push(FrozenTask.freeze(tid));
+      }
+    } catch (err) {
+      for (const t of threads) t.thaw();
+      throw err;
+    }
+    return new FrozenProcess(pid, threads);
+  }
+
+  thaw(): void {
+    for (const t of this.threads) t.thaw();
+  }
+
+  holdStopped(): void {
+    for (const t of this.threads) t.holdStopped();
+  }
+
+  kill(): void {
+    native.killTraced(this.pid, this.threads.map((t) => t.pid));
+    for (const t of this.threads) t.forget();
+  }
+}
+
 export class FrozenTask {
   /** Registers at the freeze, untouched. */
   readonly rawRegs: Buffer;
@@ -70,7 +107,7 @@ export class FrozenTask {
   static freeze(pid: number): FrozenTask {
     const status = parseStatus(readProc(pid, 'status'));
     const tracer = Number(status.get('TracerPid') ?? '0');
-    if (tracer !== 0) throw new CrmError(`process ${pid} is already traced by PID ${tracer} (a debugger?); refusing to touch it`, ExitCode.UNSUPPORTED);
+    if (tracer !== 0 && tracer !== process.pid) throw new CrmError(`process ${pid} is already traced by PID ${tracer} (a debugger?); refusing to touch it`, ExitCode.UNSUPPORTED);
     try {
       native.seize(pid);
     } catch (err) {
@@ -110,9 +147,8 @@ export class FrozenTask {
     this.release(19 /* SIGSTOP */);
   }
 
-  kill(): void {
-    if (!this.live) return;
+  /** The task is gone (killed with its process). */
+  forget(): void {
     this.live = false;
-    native.killTraced(this.pid);
   }
 }

@@ -12,9 +12,21 @@ export class Injector {
   private insn = 0n;
   private scratch = 0n;
   private readonly base: Buffer;
+  private owner = true;
 
   constructor(private readonly task: FrozenTask, private readonly memFd: number) {
     this.base = resumeRegs(task.rawRegs, true).regs;
+  }
+
+  /** An injector for another thread of the same process, sharing the scratch page. */
+  forThread(thread: FrozenTask): Injector {
+    const other = new Injector(thread, this.memFd);
+    other.insn = this.insn;
+    other.scratch = this.scratch;
+    other.owner = false;
+    thread.markTouched();
+    native.setSigmask(thread.pid, ~0n & 0xffffffffffffffffn);
+    return other;
   }
 
   open(): void {
@@ -47,7 +59,7 @@ export class Injector {
   }
 
   close(): void {
-    if (this.scratch) this.call(SYS.munmap, [this.scratch, PAGE]);
+    if (this.scratch && this.owner) this.call(SYS.munmap, [this.scratch, PAGE]);
     this.scratch = 0n;
   }
 }

@@ -17,6 +17,7 @@ export const RecordType = {
   VMA: 6,
   FD: 7,
   PAGES: 8,
+  THREAD: 9,
   TRAILER: 255,
 } as const;
 export type RecordTypeId = (typeof RecordType)[keyof typeof RecordType];
@@ -114,6 +115,17 @@ export interface FdRecord {
   file: FileIdentity;
 }
 
+/** Per-thread kernel state that is not in the registers (one per thread, main included). */
+export interface ThreadRecord {
+  tid: number;
+  rseqAbi: bigint;
+  rseqLen: number;
+  rseqSig: number;
+  robustList: bigint;
+  robustLen: bigint;
+  clearChildTid: bigint;
+}
+
 export interface TrailerRecord {
   records: number; // records before the trailer, header included
   pages: number;
@@ -154,6 +166,9 @@ export const schemas: Record<Exclude<RecordTypeId, typeof RecordType.PAGES>, Sch
   [RecordType.FD]: [
     ['fd', 'i32'], ['kind', 'u8'], ['path', { str: 4096 }], ['flags', 'u32'], ['pos', 'u64'], ['cloexec', 'bool'],
     ['shareId', 'u32'], ['file', { struct: fileIdentity }],
+  ],
+  [RecordType.THREAD]: [
+    ['tid', 'i32'], ['rseqAbi', 'u64'], ['rseqLen', 'u32'], ['rseqSig', 'u32'], ['robustList', 'u64'], ['robustLen', 'u64'], ['clearChildTid', 'u64'],
   ],
   [RecordType.TRAILER]: [['records', 'u32'], ['pages', 'u32'], ['pageBytes', 'u64'], ['chainCrc', 'u32']],
 };
@@ -248,6 +263,12 @@ export function validate(type: RecordTypeId, v: Decoded): void {
       check(f.fd >= 0 && f.fd < 1 << 20, `descriptor number ${f.fd} out of range`);
       check(f.kind >= 1 && f.kind <= 3, `descriptor ${f.fd} has unknown kind ${f.kind}`);
       check(f.path.startsWith('/'), `descriptor ${f.fd} has no absolute path`);
+      break;
+    }
+    case RecordType.THREAD: {
+      const t = v as unknown as ThreadRecord;
+      check(t.tid > 0, `thread record has an invalid tid ${t.tid}`);
+      check(t.rseqLen === 0 || (t.rseqLen >= 32 && t.rseqAbi % 32n === 0n), `thread ${t.tid} has an invalid rseq registration`);
       break;
     }
     case RecordType.TRAILER:

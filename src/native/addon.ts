@@ -19,7 +19,10 @@ export interface NativeAddon {
   seize(pid: number): { stopSignal: number };
   /** Detaches, delivering sig (0: none) on the way. */
   detach(pid: number, sig?: number): void;
-  killTraced(pid: number): void;
+  /** SIGKILLs the process and reaps every traced thread of it. */
+  killTraced(pid: number, tids: number[]): void;
+  /** get_robust_list(tid): [head, len]. */
+  getRobustList(tid: number): [bigint, bigint];
   getRegs(pid: number): Buffer;
   setRegs(pid: number, regs: Buffer): void;
   getXstate(pid: number): Buffer;

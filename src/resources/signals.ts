@@ -11,9 +11,10 @@ import { CrmError, ExitCode } from '../util/errors.js';
 const SIGKILL = 9;
 const SIGSTOP = 19;
 
-export function collectSignals(task: FrozenTask, inj: Injector): SignalsRecord {
+/** Signal state of one thread; `main` adds what is process-wide (handlers, shared queue). */
+export function collectSignals(task: FrozenTask, inj: Injector, main = true): SignalsRecord {
   const actions: SignalsRecord['actions'] = [];
-  for (let sig = 1; sig <= 64; sig++) {
+  for (let sig = 1; main && sig <= 64; sig++) {
     if (sig === SIGKILL || sig === SIGSTOP) continue;
     const r = inj.call(SYS.rt_sigaction, [sig, 0, inj.scratchAddr, 8]);
     if (r < 0n) throw new CrmError(`rt_sigaction(${sig}) inside process ${task.pid} failed (${r})`, ExitCode.SYSTEM);
@@ -27,7 +28,7 @@ export function collectSignals(task: FrozenTask, inj: Injector): SignalsRecord {
   if (r < 0n) throw new CrmError(`sigaltstack inside process ${task.pid} failed (${r})`, ExitCode.SYSTEM);
   const ss = inj.readScratch(64, 24);
   const pending = [
-    ...native.peekSiginfo(task.pid, true).map((info) => ({ shared: true, info })),
+    ...(main ? native.peekSiginfo(task.pid, true).map((info) => ({ shared: true, info })) : []),
     ...native.peekSiginfo(task.pid, false).map((info) => ({ shared: false, info })),
   ];
   return {
@@ -45,5 +46,5 @@ export function planSignals(s: SignalsRecord, plan: Plan): void {
   plan.task.blocked = s.blocked;
   for (const a of s.actions) plan.task.sigactions[a.sig - 1] = { handler: a.handler, flags: a.flags, restorer: a.restorer, mask: a.mask };
   plan.task.altstack = { sp: s.altstackSp, size: s.altstackSize, flags: s.altstackFlags };
-  plan.siginfos = s.pending.map((p) => ({ shared: p.shared, raw: p.info }));
+  plan.siginfos = s.pending.map((p) => ({ shared: p.shared, tid: s.tid, raw: p.info }));
 }

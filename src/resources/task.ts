@@ -82,8 +82,6 @@ export function planTask(t: TaskRecord, plan: Plan): void {
 /** Refuses what this version cannot move, before anything is changed. */
 export function checkTaskSupported(pid: number): void {
   const status = parseStatus(readProc(pid, 'status'));
-  const threads = Number(status.get('Threads') ?? '1');
-  if (threads > 1) throw new UnsupportedError(`process ${pid} has ${threads} threads; multi-threaded processes are not supported yet`);
   const children = readProc(pid, `task/${pid}/children`).trim();
   if (children) throw new UnsupportedError(`process ${pid} has child processes (${children.split(' ').join(', ')}); process trees are not supported yet`);
   if (status.get('State')?.startsWith('Z')) throw new UnsupportedError(`process ${pid} is a zombie`);

@@ -3,8 +3,8 @@
 import type { Plan } from './plan-model.js';
 
 export const PLAN_MAGIC = 0x504d5243;
-export const PLAN_VERSION = 1;
-export const SIZES = { header: 64, task: 3576, vma: 48, fd: 32, siginfo: 136 } as const;
+export const PLAN_VERSION = 2;
+export const SIZES = { header: 72, task: 3600, vma: 48, fd: 32, siginfo: 136, thread: 296 } as const;
 const AUXV_WORDS = 128;
 
 class StringTable {
@@ -56,6 +56,7 @@ export function encodePlan(plan: Plan): Buffer {
   u64(t.altstack.sp); u64(t.altstack.size); u32(t.altstack.flags); u32(0);
   for (const it of t.itimers) { u64(it.intervalSec); u64(it.intervalUsec); u64(it.valueSec); u64(it.valueUsec); }
   u64(t.rseq.abi); u32(t.rseq.len); u32(t.rseq.sig);
+  u64(t.robustList); u64(t.robustLen); u64(t.clearChildTid);
   if (o !== SIZES.task) throw new Error(`plan: task block is ${o} bytes, expected ${SIZES.task}`);
 
   const vmas = Buffer.alloc(plan.vmas.length * SIZES.vma);
@@ -85,11 +86,25 @@ export function encodePlan(plan: Plan): Buffer {
   plan.siginfos.forEach((s, i) => {
     const b = i * SIZES.siginfo;
     sigs.writeUInt32LE(s.shared ? 1 : 0, b);
+    sigs.writeInt32LE(s.shared ? 0 : s.tid, b + 4);
     s.raw.copy(sigs, b + 8, 0, 128);
   });
   const str = strings.bytes();
+  const threads = Buffer.alloc(plan.threads.length * SIZES.thread);
+  plan.threads.forEach((th, i) => {
+    let b = i * SIZES.thread;
+    const w64 = (v: bigint | number): void => { threads.writeBigUInt64LE(BigInt.asUintN(64, BigInt(v)), b); b += 8; };
+    const w32 = (v: number): void => { threads.writeUInt32LE(v >>> 0, b); b += 4; };
+    threads.writeInt32LE(th.tid, b); b += 8;
+    if (th.regs.length !== 216) throw new Error('plan: thread register block must be 216 bytes');
+    th.regs.copy(threads, b); b += 216;
+    w64(th.blocked); w64(th.altstack.sp); w64(th.altstack.size); w32(th.altstack.flags); w32(th.rseq.len);
+    w64(th.rseq.abi); w32(th.rseq.sig); w32(0); w64(th.robustList); w64(th.robustLen); w64(th.clearChildTid);
+  });
+  for (const th of plan.threads) if (th.xsave.length !== plan.xsave.length) throw new Error('plan: threads differ in FPU state size');
+  const xsave = Buffer.concat([plan.xsave, ...plan.threads.map((th) => th.xsave)]);
 
-  const sections = [task, vmas, fds, sigs, plan.xsave, str];
+  const sections = [task, vmas, fds, sigs, xsave, str, threads];
   const offsets: number[] = [];
   let at: number = SIZES.header;
   for (const s of sections) {
@@ -99,7 +114,8 @@ export function encodePlan(plan: Plan): Buffer {
   const total = at;
   const out = Buffer.alloc(total);
   const h = [PLAN_MAGIC, PLAN_VERSION, total, SIZES.header, offsets[0], SIZES.task, offsets[1], plan.vmas.length,
-    offsets[2], plan.fds.length, offsets[3], plan.siginfos.length, offsets[4], plan.xsave.length, offsets[5], str.length];
+    offsets[2], plan.fds.length, offsets[3], plan.siginfos.length, offsets[4], plan.xsave.length, offsets[5], str.length,
+    offsets[6], plan.threads.length];
   h.forEach((v, i) => out.writeUInt32LE(v >>> 0, i * 4));
   sections.forEach((s, i) => s.copy(out, offsets[i]));
   return out;

@@ -27,6 +27,22 @@ export interface PlanTask {
   altstack: { sp: bigint; size: bigint; flags: number };
   itimers: PlanItimer[]; // REAL, VIRTUAL, PROF
   rseq: { abi: bigint; len: number; sig: number };
+  robustList: bigint;
+  robustLen: bigint;
+  clearChildTid: bigint;
+}
+
+/** Another thread of the task (the task's own fields are its main thread). */
+export interface PlanThread {
+  tid: number;
+  regs: Buffer;
+  xsave: Buffer;
+  blocked: bigint;
+  altstack: { sp: bigint; size: bigint; flags: number };
+  rseq: { abi: bigint; len: number; sig: number };
+  robustList: bigint;
+  robustLen: bigint;
+  clearChildTid: bigint;
 }
 
 export interface PlanVma {
@@ -37,7 +53,7 @@ export interface PlanFd {
   fd: number; kind: number; flags: number; cloexec: boolean; pos: bigint; path: string; shareId: number;
 }
 
-export interface PlanSiginfo { shared: boolean; raw: Buffer }
+export interface PlanSiginfo { shared: boolean; tid: number; raw: Buffer }
 
 export interface Plan {
   task: PlanTask;
@@ -45,6 +61,7 @@ export interface Plan {
   fds: PlanFd[];
   siginfos: PlanSiginfo[];
   xsave: Buffer;
+  threads: PlanThread[];
 }
 
 export function emptyTask(): PlanTask {
@@ -57,5 +74,6 @@ export function emptyTask(): PlanTask {
     altstack: { sp: 0n, size: 0n, flags: 2 /* SS_DISABLE */ },
     itimers: [zeroTimer(), zeroTimer(), zeroTimer()],
     rseq: { abi: 0n, len: 0, sig: 0 },
+    robustList: 0n, robustLen: 0n, clearChildTid: 0n,
   };
 }

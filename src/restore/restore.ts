@@ -15,6 +15,7 @@ import { planRegisters } from '../resources/registers.js';
 import { planSignals } from '../resources/signals.js';
 import { planTask } from '../resources/task.js';
 import { planTimers } from '../resources/timers.js';
+import { planThreads } from '../resources/threads.js';
 import { planFds } from '../resources/files.js';
 import { CrmError, ExitCode, ImageError } from '../util/errors.js';
 import { MetaCollector, type ImageMeta } from './image-model.js';
@@ -22,10 +23,11 @@ import { chunkHeader, CHUNK_END, CHUNK_PAGES, encodePlan } from './plan-codec.js
 import { emptyTask, type Plan } from './plan-model.js';
 
 export function buildPlan(meta: ImageMeta): Plan {
-  const plan: Plan = { task: emptyTask(), vmas: [], fds: [], siginfos: [], xsave: Buffer.alloc(0) };
+  const plan: Plan = { task: emptyTask(), vmas: [], fds: [], siginfos: [], xsave: Buffer.alloc(0), threads: [] };
   planTask(meta.task, plan);
-  planRegisters(meta.regs, plan);
-  planSignals(meta.signals, plan);
+  planRegisters(meta.regs[0], plan);
+  planSignals(meta.signals[0], plan);
+  planThreads(meta.task.tid, meta.threads, meta.regs, meta.signals, plan);
   planTimers(meta.timers, plan);
   planVmas(meta.vmas, plan);
   planFds(meta.fds, plan);

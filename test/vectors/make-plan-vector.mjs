@@ -94,6 +94,7 @@ export function buildPlan() {
         { intervalSec: 5n, intervalUsec: 123456n, valueSec: 6n, valueUsec: 654321n },
       ],
       rseq: { abi: 0x7f1e2d0b3fe0n, len: 32, sig: 0x53053053 },
+      robustList: 0x7f1e2d0b3a20n, robustLen: 24n, clearChildTid: 0x7f1e2d0b3a10n,
     },
     // sorted, non-overlapping, two of each kind
     vmas: [
@@ -121,10 +122,21 @@ export function buildPlan() {
       { fd: 1000, kind: 3, flags: 0o10400000, cloexec: false, pos: 0n, path: '/srv/data/ünïcode name', shareId: 0 },
     ],
     siginfos: [
-      { shared: false, raw: siginfo(10, -6 /* SI_TKILL */, 1) },
-      { shared: true, raw: siginfo(34, -1 /* SI_QUEUE */, 2) },
+      { shared: false, tid: 4242, raw: siginfo(10, -6 /* SI_TKILL */, 1) },
+      { shared: true, tid: 0, raw: siginfo(34, -1 /* SI_QUEUE */, 2) },
+      { shared: false, tid: 4244, raw: siginfo(12, -6 /* SI_TKILL */, 3) },
     ],
     xsave: patternBytes(832, 7, 3),
+    threads: [4243, 4244].map((tid, i) => ({
+      tid,
+      regs: Buffer.from(Array.from({ length: 27 }, (_, k) => k === 17 ? 0x33n : k === 20 ? 0x2bn : BigInt(tid) * 0x1000n + BigInt(k))
+        .reduce((b, v, k) => { b.writeBigUInt64LE(v, k * 8); return b; }, Buffer.alloc(216))),
+      xsave: patternBytes(832, 11 + i, 5),
+      blocked: 0x4000n << BigInt(i),
+      altstack: i ? { sp: 0x7f1e2c900000n, size: 0x4000n, flags: 0 } : { sp: 0n, size: 0n, flags: 2 },
+      rseq: { abi: 0x7f1e2a0b3fe0n + BigInt(i) * 0x100000n, len: 32, sig: 0x53053053 },
+      robustList: 0x7f1e2a0b3a20n + BigInt(i) * 0x100000n, robustLen: 24n, clearChildTid: 0x7f1e2a0b3a10n + BigInt(i) * 0x100000n,
+    })),
   };
 }
 
