@@ -20,7 +20,9 @@
  * return without unmapping memory or closing descriptors; helper processes are
  * always killed by PID and reaped.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -5,11 +5,12 @@
  *
  *   maxrss COMMAND [ARGS...]
  *
- * When the command ends, one line "maxrss_kb=N status=S" goes to fd 3 if it
- * is open, else to stderr. N is wait4()'s ru_maxrss for the command: the
- * largest RSS of the command itself or of any descendant it waited for (the
- * kernel folds RUSAGE_BOTH into it). S is the command's exit status (128+sig
- * if killed). SIGTERM, SIGINT and SIGHUP are passed on to the command. Exits
+ * When the command ends, one line "maxrss_kb=N utime=U stime=T status=S"
+ * goes to fd 3 if it is open, else to stderr. N is wait4()'s ru_maxrss for
+ * the command: the largest RSS of the command itself or of any descendant it
+ * waited for (the kernel folds RUSAGE_BOTH into it). U and T are the user and
+ * system CPU seconds of the command and its waited-for descendants. S is the
+ * command's exit status (128+sig if killed). SIGTERM, SIGINT and SIGHUP are passed on to the command. Exits
  * with S.
  */
 #define _GNU_SOURCE
@@ -71,6 +72,7 @@ int main(int argc, char **argv)
 		}
 	}
 	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	dprintf(out, "maxrss_kb=%ld status=%d\n", ru.ru_maxrss, code);
+	dprintf(out, "maxrss_kb=%ld utime=%ld.%06ld stime=%ld.%06ld status=%d\n", ru.ru_maxrss, (long)ru.ru_utime.tv_sec,
+		(long)ru.ru_utime.tv_usec, (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec, code);
 	return code;
 }

@@ -1,5 +1,6 @@
 // The benchmark suites `npm run bench -- [SUITE]` can run; the first is the default.
 import { localSuite } from './local.js';
+import { migrateSuite } from './migrate.js';
 import type { Suite } from './suite.js';
 
-export const SUITES: readonly Suite[] = [localSuite];
+export const SUITES: readonly Suite[] = [localSuite, migrateSuite];

@@ -97,6 +97,9 @@ export interface Measured {
   wallSeconds: number;
   /** Peak RSS of the command (or of a descendant it waited for), KiB. */
   maxRssKiB: number;
+  /** CPU seconds (user + system) of the command and its waited-for descendants. */
+  userSeconds: number;
+  sysSeconds: number;
 }
 
 /**
@@ -123,13 +126,13 @@ export function runMeasured(maxrssBin: string, cmd: string, args: string[], clea
       const wallSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
       clearTimeout(timer);
       const report = Buffer.concat(rep).toString();
-      const m = /maxrss_kb=(\d+) status=(\d+)/.exec(report);
+      const m = /maxrss_kb=(\d+) utime=([\d.]+) stime=([\d.]+) status=(\d+)/.exec(report);
       const stderr = Buffer.concat(err).toString();
       if (!m) {
         reject(new BenchError(`maxrss helper gave no report for ${cmd} ${args.join(' ')} (exit ${code ?? signal}): ${stderr.trim()}`));
         return;
       }
-      resolve({ code: code ?? 128, stdout: Buffer.concat(out).toString(), stderr, wallSeconds, maxRssKiB: Number(m[1]) });
+      resolve({ code: code ?? 128, stdout: Buffer.concat(out).toString(), stderr, wallSeconds, maxRssKiB: Number(m[1]), userSeconds: Number(m[2]), sysSeconds: Number(m[3]) });
     });
   });
 }

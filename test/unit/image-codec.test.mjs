@@ -84,6 +84,9 @@ const TASK = {
   auxv: Buffer.concat([Buffer.from('0600000000000000', 'hex'), Buffer.from('0010000000000000', 'hex'), Buffer.alloc(16)]),
   rseqAbi: 0x7f0000001020n, rseqLen: 32, rseqSig: 0x53053053,
 };
+const THREAD = {
+  tid: 4242, rseqAbi: 0x7f0000001020n, rseqLen: 32, rseqSig: 0x53053053, robustList: 0x7f0000001a20n, robustLen: 24n, clearChildTid: 0x7f0000001a10n,
+};
 const REGS = { tid: 4242, gp: pattern(216, 1), xsave: pattern(832, 2), inSyscall: true, syscallNr: -1n };
 const SIGNALS = {
   tid: 4242, blocked: 0x8000000000010002n,
@@ -113,7 +116,7 @@ const PAGES_B = pattern(PAGE, 6);
 
 /** Every record type, in a plausible order. */
 const RECORDS = [
-  [RecordType.HEADER, HEADER], [RecordType.TASK, TASK], [RecordType.REGS, REGS], [RecordType.SIGNALS, SIGNALS],
+  [RecordType.HEADER, HEADER], [RecordType.TASK, TASK], [RecordType.THREAD, THREAD], [RecordType.REGS, REGS], [RecordType.SIGNALS, SIGNALS],
   [RecordType.TIMERS, TIMERS], [RecordType.VMA, VMA_FILE], [RecordType.VMA, VMA_ANON], [RecordType.VMA, VMA_SHARED],
   [RecordType.FD, FD], [RecordType.FD, FD_DIR],
 ];
@@ -222,6 +225,29 @@ test('every record type round-trips through encodeRecord/decodeRecord', () => {
     const back = decodeRecord(type, encodeRecord(type, value));
     assert.deepEqual(back, value, `record type ${type}`);
   }
+  // every schema is exercised
+  const types = new Set([...RECORDS.map(([t]) => t), RecordType.TRAILER]);
+  assert.deepEqual(Object.keys(schemas).map(Number).filter((t) => !types.has(t)), []);
+});
+
+test('THREAD record: type 9, field layout, extreme values round-trip', () => {
+  assert.equal(RecordType.THREAD, 9);
+  const p = encodeRecord(RecordType.THREAD, THREAD);
+  // tid i32 | rseqAbi u64 | rseqLen u32 | rseqSig u32 | robustList u64 | robustLen u64 | clearChildTid u64
+  assert.equal(p.length, 4 + 8 + 4 + 4 + 8 + 8 + 8);
+  assert.equal(p.readInt32LE(0), THREAD.tid);
+  assert.equal(p.readBigUInt64LE(4), THREAD.rseqAbi);
+  assert.equal(p.readUInt32LE(12), THREAD.rseqLen);
+  assert.equal(p.readUInt32LE(16), THREAD.rseqSig);
+  assert.equal(p.readBigUInt64LE(20), THREAD.robustList);
+  assert.equal(p.readBigUInt64LE(28), THREAD.robustLen);
+  assert.equal(p.readBigUInt64LE(36), THREAD.clearChildTid);
+  for (const v of [
+    { ...THREAD, tid: 2147483647, rseqSig: 0xffffffff, robustList: 2n ** 64n - 1n, robustLen: 2n ** 64n - 1n, clearChildTid: 2n ** 64n - 1n },
+    { tid: 1, rseqAbi: 0n, rseqLen: 0, rseqSig: 0, robustList: 0n, robustLen: 0n, clearChildTid: 0n }, // no rseq, no robust list
+    { ...THREAD, rseqAbi: 0x7fffffffffe0n, rseqLen: 4096 },
+  ]) assert.deepEqual(decodeRecord(RecordType.THREAD, encodeRecord(RecordType.THREAD, v)), v);
+  assert.throws(() => encodeRecord(RecordType.THREAD, { ...THREAD, robustLen: 24 }), (e) => e.name === 'ImageError' && /robustLen must be a bigint/.test(e.message));
 });
 
 for (const size of [0, 1, 7]) {
@@ -417,27 +443,32 @@ test('a second header record', async () => {
 });
 
 test('an unknown record type', async () => {
-  for (const type of [0, 9, 254, 0x100, 0xffffffff]) {
+  for (const type of [0, 10, 77, 254, 0x100, 0xffffffff]) {
     const p = Buffer.from('0123456789abcdef');
     await rejects(imageOf([headerFrame, frame(type, p)]), new RegExp(`unknown record type ${type}\\b`), `type ${type}`);
   }
-  await rejects(imageOf([frame(9, Buffer.from('x'))]), /does not start with a header record/);
+  // 9 is THREAD now: those 16 bytes are a short THREAD record, not an unknown one
+  await rejects(imageOf([headerFrame, frame(RecordType.THREAD, Buffer.from('0123456789abcdef'))]), /thread: field rseqSig runs past the end of the record/);
+  await rejects(imageOf([frame(77, Buffer.from('x'))]), /does not start with a header record/);
+  await rejects(imageOf([rec(RecordType.THREAD, THREAD)]), /does not start with a header record/);
   await rejects(imageOf([pagesFrame(0x10000, PAGES_B)]), /does not start with a header record/);
 });
 
+const EMPTY_PAYLOAD = /unknown record type 77|vma: field start runs past the end|thread: field tid runs past the end/;
+
 test('a zero-length record payload in the middle of a one-chunk stream', async () => {
-  for (const type of [9, RecordType.VMA]) {
-    await rejects(imageOf([headerFrame, frame(type, Buffer.alloc(0))]), /unknown record type 9|field start runs past the end/, `type ${type}`);
+  for (const type of [77, RecordType.VMA, RecordType.THREAD]) {
+    await rejects(imageOf([headerFrame, frame(type, Buffer.alloc(0))]), EMPTY_PAYLOAD, `type ${type}`);
   }
 });
 
 test('a zero-length record payload is an ImageError however the stream is chunked', async () => {
   // e.g. a corrupted length field; the reader must not crash on the empty read
   for (const size of [0, 1, 7]) {
-    for (const type of [9, RecordType.VMA]) {
+    for (const type of [77, RecordType.VMA, RecordType.THREAD]) {
       const img = Buffer.concat([IMAGE_MAGIC, headerFrame, frame(type, Buffer.alloc(0))]);
-      await rejects(img, /unknown record type 9|field start runs past the end/, `type ${type}, ${size}-byte chunks, at the end`, size);
-      await rejects(imageOf([headerFrame, frame(type, Buffer.alloc(0))]), /unknown record type 9|field start runs past the end/, `type ${type}, ${size}-byte chunks`, size);
+      await rejects(img, EMPTY_PAYLOAD, `type ${type}, ${size}-byte chunks, at the end`, size);
+      await rejects(imageOf([headerFrame, frame(type, Buffer.alloc(0))]), EMPTY_PAYLOAD, `type ${type}, ${size}-byte chunks`, size);
     }
   }
 });
@@ -612,6 +643,18 @@ test('semantic: task, registers and timers', async () => {
   await rejects(sem(RecordType.TIMERS, { itimers: [{ ...TIMERS.itimers[0], which: 3 }] }), /itimer 3 unknown/);
   await rejects(sem(RecordType.TIMERS, { itimers: [{ ...TIMERS.itimers[0], intervalUsec: 1000000n }] }), /microseconds out of range/);
   await rejects(sem(RecordType.TIMERS, { itimers: [{ ...TIMERS.itimers[0], valueUsec: 1000000n }] }), /microseconds out of range/);
+});
+
+test('semantic: THREAD with an invalid tid or rseq registration', async () => {
+  const T = (o) => sem(RecordType.THREAD, { ...THREAD, ...o });
+  for (const tid of [0, -1, -2147483648]) await rejects(T({ tid }), new RegExp(`^thread record has an invalid tid ${tid}$`));
+  for (const rseqLen of [1, 16, 31]) await rejects(T({ rseqLen }), /thread 4242 has an invalid rseq registration/, `rseqLen ${rseqLen}`);
+  for (const rseqAbi of [0x7f0000001010n, 0x7f0000001021n, 1n]) await rejects(T({ rseqAbi }), /thread 4242 has an invalid rseq registration/, `rseqAbi ${rseqAbi}`);
+  // accepted: no rseq at all (whatever the pointer), the smallest registration, no robust list
+  for (const o of [{ rseqLen: 0, rseqAbi: 0x7f0000001011n }, { rseqLen: 32 }, { robustList: 0n, robustLen: 0n, clearChildTid: 0n }]) {
+    const { items } = await readAll(T(o));
+    assert.deepEqual(items[1].value, { ...THREAD, ...o });
+  }
 });
 
 test('a corrupted record stops the reader before anything after it is yielded', async () => {

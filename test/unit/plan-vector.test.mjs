@@ -60,7 +60,9 @@ async function pool(items, limit, fn) {
 //   checked   validated by the C reader
 
 const HEADER_FIELDS = ['magic', 'version', 'total_size', 'header_size', 'task_offset', 'task_size', 'vma_offset', 'vma_count',
-  'fd_offset', 'fd_count', 'siginfo_offset', 'siginfo_count', 'xsave_offset', 'xsave_size', 'strings_offset', 'strings_size'];
+  'fd_offset', 'fd_count', 'siginfo_offset', 'siginfo_count', 'xsave_offset', 'xsave_size', 'strings_offset', 'strings_size',
+  'thread_offset', 'thread_count'];
+const HEADER_SIZE = HEADER_FIELDS.length * 4;
 
 const TASK_FIELDS = [
   ['pid', 0, 4, 'checked'], ['tid', 4, 4, 'checked'], ['flags', 8, 4, 'unchecked'], ['personality', 12, 4, 'value'],
@@ -73,12 +75,20 @@ const TASK_FIELDS = [
   ['blocked', 1384, 8, 'value'], ['sigactions', 1392, 2048, 'free'], ['altstack_sp', 3440, 8, 'value'], ['altstack_size', 3448, 8, 'value'],
   ['altstack_flags', 3456, 4, 'unchecked'], ['pad1', 3460, 4, 'unchecked'], ['itimers', 3464, 96, 'mixed'],
   ['rseq_abi', 3560, 8, 'checked'], ['rseq_len', 3568, 4, 'checked'], ['rseq_sig', 3572, 4, 'value'],
+  ['robust_list', 3576, 8, 'value'], ['robust_len', 3584, 8, 'unchecked'], ['clear_child_tid', 3592, 8, 'value'],
+];
+const THREAD_FIELDS = [
+  ['tid', 0, 4, 'checked'], ['pad', 4, 4, 'unchecked'], ['regs', 8, 216, 'free'], ['blocked', 224, 8, 'value'],
+  ['altstack_sp', 232, 8, 'value'], ['altstack_size', 240, 8, 'value'], ['altstack_flags', 248, 4, 'unchecked'],
+  ['rseq_len', 252, 4, 'checked'], ['rseq_abi', 256, 8, 'checked'], ['rseq_sig', 264, 4, 'value'], ['pad2', 268, 4, 'unchecked'],
+  ['robust_list', 272, 8, 'value'], ['robust_len', 280, 8, 'unchecked'], ['clear_child_tid', 288, 8, 'value'],
 ];
 const VMA_FIELDS = [['start', 0, 8, 'checked'], ['end', 8, 8, 'checked'], ['pgoff', 16, 8, 'checked'], ['kind', 24, 4, 'checked'],
   ['prot', 28, 4, 'checked'], ['vm_flags', 32, 4, 'unchecked'], ['path', 36, 4, 'checked'], ['open_flags', 40, 4, 'checked'], ['pad', 44, 4, 'unchecked']];
 const FD_FIELDS = [['fd', 0, 4, 'checked'], ['kind', 4, 4, 'checked'], ['flags', 8, 4, 'unchecked'], ['cloexec', 12, 4, 'checked'],
   ['pos', 16, 8, 'value'], ['path', 24, 4, 'checked'], ['share_id', 28, 4, 'value']];
-const SIGINFO_FIELDS = [['shared', 0, 4, 'checked'], ['pad', 4, 4, 'unchecked'], ['signo', 8, 4, 'checked'], ['payload', 12, 124, 'free']];
+// siginfo.tid is checked for a thread's own signal (shared = 0) only
+const SIGINFO_FIELDS = [['shared', 0, 4, 'checked'], ['tid', 4, 4, 'checked'], ['signo', 8, 4, 'checked'], ['payload', 12, 124, 'free']];
 const ITIMER_FIELDS = [['interval_sec', 0, 8, 'value'], ['interval_usec', 8, 8, 'checked'], ['value_sec', 16, 8, 'value'], ['value_usec', 24, 8, 'checked']];
 
 const hdr = (buf, name) => buf.readUInt32LE(HEADER_FIELDS.indexOf(name) * 4);
@@ -88,7 +98,7 @@ const inTable = (table, rel) => table.find(([, o, s]) => rel >= o && rel < o + s
 
 /** Which field of the original vector byte `off` belongs to, and its class. */
 function regionOf(off) {
-  if (off < 64) return { field: `header.${HEADER_FIELDS[off >> 2]}`, cls: 'checked' };
+  if (off < HEADER_SIZE) return { field: `header.${HEADER_FIELDS[off >> 2]}`, cls: 'checked' };
   const sec = (o, n, size) => off >= o && off < o + n * size;
   if (sec(L.task_offset, 1, SIZES.task)) {
     const rel = off - L.task_offset;
@@ -102,14 +112,17 @@ function regionOf(off) {
     return { field: `task.${name}`, cls };
   }
   for (const [sname, o, n, size, table] of [['vma', L.vma_offset, L.vma_count, SIZES.vma, VMA_FIELDS], ['fd', L.fd_offset, L.fd_count, SIZES.fd, FD_FIELDS],
-    ['siginfo', L.siginfo_offset, L.siginfo_count, SIZES.siginfo, SIGINFO_FIELDS]]) {
+    ['siginfo', L.siginfo_offset, L.siginfo_count, SIZES.siginfo, SIGINFO_FIELDS], ['thread', L.thread_offset, L.thread_count, SIZES.thread, THREAD_FIELDS]]) {
     if (sec(o, n, size)) {
       const i = Math.floor((off - o) / size);
-      const [f, , , cls] = inTable(table, (off - o) % size);
+      const rel = (off - o) % size;
+      const [f, fo, , cls] = inTable(table, rel);
+      if (sname === 'thread' && f === 'regs' && rel - fo >= 17 * 8 && rel - fo < 18 * 8) return { field: `thread[${i}].regs.cs`, cls: 'checked' };
       return { field: `${sname}[${i}].${f}`, cls };
     }
   }
-  if (sec(L.xsave_offset, L.xsave_size, 1)) return { field: 'xsave', cls: 'free' };
+  // one area per thread: the main thread's, then threads[] in order
+  if (sec(L.xsave_offset, L.xsave_size * (1 + L.thread_count), 1)) return { field: `xsave[${Math.floor((off - L.xsave_offset) / L.xsave_size)}]`, cls: 'free' };
   if (sec(L.strings_offset, L.strings_size, 1)) return { field: 'strings', cls: 'free' };
   return { field: 'gap (alignment padding between sections)', cls: 'unchecked' };
 }
@@ -123,26 +136,31 @@ const TASK_SIZE_LIMIT = 0x7ffffffff000n;
 
 function specReject(input) {
   if (input.length === 0) return 'no plan';
-  if (input.length < 64) return 'short header';
+  if (input.length < HEADER_SIZE) return 'short header';
   if (input.readUInt32LE(0) !== PLAN_MAGIC) return 'magic';
   const total = input.readUInt32LE(8);
-  if (total < 64 || total > 64 << 20) return 'size range';
+  if (total < HEADER_SIZE || total > 64 << 20) return 'size range';
   if (input.length < total) return 'truncated';
   const b = input.subarray(0, total);
   const h = (n) => hdr(b, n);
-  if (h('version') !== 1) return 'version';
-  if (h('header_size') !== 64) return 'header size';
-  const sectionOk = (off, count, elem) => off % 8 === 0 && off >= 64 && off + count * elem <= total;
+  if (h('version') !== 2) return 'version';
+  if (h('header_size') !== HEADER_SIZE) return 'header size';
+  const sectionOk = (off, count, elem) => off % 8 === 0 && off >= HEADER_SIZE && off + count * elem <= total;
   if (h('task_size') !== SIZES.task || !sectionOk(h('task_offset'), 1, SIZES.task)) return 'task section';
   if (h('vma_count') > 65536 || !sectionOk(h('vma_offset'), h('vma_count'), SIZES.vma)) return 'vma section';
   if (h('fd_count') > 65536 || !sectionOk(h('fd_offset'), h('fd_count'), SIZES.fd)) return 'fd section';
   if (h('siginfo_count') > 65536 || !sectionOk(h('siginfo_offset'), h('siginfo_count'), SIZES.siginfo)) return 'siginfo section';
-  if (h('xsave_size') < 576 || h('xsave_size') > 65536 || !sectionOk(h('xsave_offset'), h('xsave_size'), 1)) return 'xsave section';
+  const nth = h('thread_count');
+  if (nth > 4096 || !sectionOk(h('thread_offset'), nth, SIZES.thread)) return 'thread section';
+  // one FPU area for the main thread and one for each other thread
+  if (h('xsave_size') < 576 || h('xsave_size') > 65536 || !sectionOk(h('xsave_offset'), h('xsave_size') * (1 + nth), 1)) return 'xsave section';
   const so = h('strings_offset');
   const ss = h('strings_size');
   if (ss === 0 || so + ss > total) return 'string table bounds';
+  // in this order: task, vmas, fds, siginfos, xsave, strings, threads
   const sections = [[h('task_offset'), SIZES.task], [h('vma_offset'), h('vma_count') * SIZES.vma], [h('fd_offset'), h('fd_count') * SIZES.fd],
-    [h('siginfo_offset'), h('siginfo_count') * SIZES.siginfo], [h('xsave_offset'), h('xsave_size')], [so, ss]];
+    [h('siginfo_offset'), h('siginfo_count') * SIZES.siginfo], [h('xsave_offset'), h('xsave_size') * (1 + nth)], [so, ss],
+    [h('thread_offset'), nth * SIZES.thread]];
   for (let i = 1; i < sections.length; i++) if (sections[i][0] < sections[i - 1][0] + sections[i - 1][1]) return 'sections overlap';
   if (b[so + ss - 1] !== 0 || b[so] !== 0) return 'string table unterminated';
   const strOk = (o) => o < ss;
@@ -192,10 +210,25 @@ function specReject(input) {
     if (!strOk(path) || b[so + path] !== 0x2f) return 'fd path';
     if (b.readUInt32LE(f + 12) > 1) return 'fd cloexec';
   }
+  const tids = [];
+  for (let i = 0; i < nth; i++) {
+    const th = h('thread_offset') + i * SIZES.thread;
+    const tid = b.readInt32LE(th);
+    if (tid <= 0 || tid === pid) return 'thread tid';
+    if (tids.includes(tid)) return 'thread tid twice';
+    tids.push(tid);
+    if (b.readBigUInt64LE(th + 8 + 17 * 8) !== 0x33n) return 'thread cs';
+    const len = b.readUInt32LE(th + 252);
+    if (len && (len < 32 || len > 4096 || b.readBigUInt64LE(th + 256) % 32n)) return 'thread rseq';
+  }
   for (let i = 0; i < h('siginfo_count'); i++) {
     const s = h('siginfo_offset') + i * SIZES.siginfo;
     const signo = b.readInt32LE(s + 8);
-    if (signo < 1 || signo > 64 || b.readUInt32LE(s) > 1) return 'siginfo';
+    const shared = b.readUInt32LE(s);
+    if (signo < 1 || signo > 64 || shared > 1) return 'siginfo';
+    // a thread's own signal names its thread: the main one (the task pid) or one of threads[]
+    const tid = b.readInt32LE(s + 4);
+    if (!shared && tid !== pid && !tids.includes(tid)) return 'siginfo tid';
   }
   return null;
 }
@@ -213,9 +246,31 @@ test('vector: encodePlan(buildPlan()) is byte-identical to test/vectors/plan-v1.
   assert.equal(L.magic, PLAN_MAGIC);
   assert.equal(L.version, PLAN_VERSION);
   assert.equal(L.total_size, VECTOR.length);
-  assert.ok(L.vma_count >= 12 && L.fd_count >= 6 && L.siginfo_count === 2 && L.xsave_size === 832);
+  assert.equal(L.header_size, SIZES.header);
+  assert.ok(L.vma_count >= 12 && L.fd_count >= 6 && L.siginfo_count === 3 && L.thread_count === 2 && L.xsave_size === 832);
   for (const k of [1, 2, 3, 4, 5, 6]) assert.ok(buildPlan().vmas.filter((v) => v.kind === k).length >= 2, `vma kind ${k}`);
   for (const k of [1, 2, 3]) assert.ok(buildPlan().fds.some((f) => f.kind === k), `fd kind ${k}`);
+  // sections in the order of crm_plan.h, threads last; one xsave area per thread
+  const order = ['task_offset', 'vma_offset', 'fd_offset', 'siginfo_offset', 'xsave_offset', 'strings_offset', 'thread_offset'].map((k) => L[k]);
+  assert.deepEqual(order, [...order].sort((x, y) => x - y));
+  assert.equal(L.strings_offset - L.xsave_offset, L.xsave_size * (1 + L.thread_count));
+  assert.equal(L.total_size, L.thread_offset + L.thread_count * SIZES.thread);
+  // the pending signals: a main-thread one, a shared one, one of the second thread
+  const plan = buildPlan();
+  const sig = (i) => [VECTOR.readUInt32LE(L.siginfo_offset + i * SIZES.siginfo), VECTOR.readInt32LE(L.siginfo_offset + i * SIZES.siginfo + 4)];
+  assert.deepEqual([0, 1, 2].map(sig), [[0, plan.task.pid], [1, 0], [0, plan.threads[1].tid]]);
+  // the threads: TIDs, FPU areas and robust fields where crm_plan.h puts them
+  plan.threads.forEach((th, i) => {
+    const o = L.thread_offset + i * SIZES.thread;
+    assert.equal(VECTOR.readInt32LE(o), th.tid);
+    assert.ok(VECTOR.subarray(o + 8, o + 224).equals(th.regs));
+    assert.equal(VECTOR.readBigUInt64LE(o + 272), th.robustList);
+    assert.equal(VECTOR.readBigUInt64LE(o + 288), th.clearChildTid);
+    const x = L.xsave_offset + (i + 1) * L.xsave_size;
+    assert.ok(VECTOR.subarray(x, x + L.xsave_size).equals(th.xsave), `xsave area of thread ${th.tid}`);
+  });
+  assert.ok(VECTOR.subarray(L.xsave_offset, L.xsave_offset + L.xsave_size).equals(plan.xsave));
+  assert.deepEqual([3576, 3584, 3592].map((o) => VECTOR.readBigUInt64LE(L.task_offset + o)), [plan.task.robustList, plan.task.robustLen, plan.task.clearChildTid]);
   assert.equal(specReject(VECTOR), null);
 });
 
@@ -258,6 +313,7 @@ int main(void) {
   P("sizeof.vma", sizeof(struct crm_vma));
   P("sizeof.fd", sizeof(struct crm_fd));
   P("sizeof.siginfo", sizeof(struct crm_siginfo));
+  P("sizeof.thread", sizeof(struct crm_thread));
   P("sizeof.sigaction", sizeof(struct crm_sigaction));
   P("sizeof.itimer", sizeof(struct crm_itimer));
   P("sizeof.chunk", sizeof(struct crm_chunk));
@@ -265,6 +321,7 @@ int main(void) {
   P("const.version", CRM_PLAN_VERSION);
   P("const.auxv_words", CRM_AUXV_WORDS);
   P("const.nsig", CRM_NSIG);
+  P("const.max_threads", CRM_MAX_THREADS);
   P("const.chunk_pages", CRM_CHUNK_PAGES);
   P("const.chunk_end", CRM_CHUNK_END);
   P("const.vma_anon_private", CRM_VMA_ANON_PRIVATE); P("const.vma_anon_shared", CRM_VMA_ANON_SHARED);
@@ -275,11 +332,13 @@ int main(void) {
   P("const.vm_growsdown", CRM_VM_GROWSDOWN); P("const.vm_noreserve", CRM_VM_NORESERVE); P("const.vm_dontfork", CRM_VM_DONTFORK);
   P("const.vm_dontdump", CRM_VM_DONTDUMP); P("const.vm_wipeonfork", CRM_VM_WIPEONFORK); P("const.vm_hugepage", CRM_VM_HUGEPAGE);
   P("const.vm_nohugepage", CRM_VM_NOHUGEPAGE); P("const.vm_locked", CRM_VM_LOCKED); P("const.vm_dontexpand", CRM_VM_DONTEXPAND);
+  P("const.vm_account", CRM_VM_ACCOUNT);
 ${fields('crm_plan_header', HEADER_FIELDS)}
 ${fields('crm_task', TASK_FIELDS.map(([n]) => n))}
 ${fields('crm_vma', VMA_FIELDS.map(([n]) => n))}
 ${fields('crm_fd', FD_FIELDS.map(([n]) => n))}
-${fields('crm_siginfo', ['shared', 'pad', 'raw'])}
+${fields('crm_siginfo', ['shared', 'tid', 'raw'])}
+${fields('crm_thread', THREAD_FIELDS.map(([n]) => n))}
 ${fields('crm_itimer', ITIMER_FIELDS.map(([n]) => n))}
 ${fields('crm_chunk', ['addr', 'len', 'kind'])}
   return 0;
@@ -293,9 +352,13 @@ ${fields('crm_chunk', ['addr', 'len', 'kind'])}
     }));
 
     assert.deepEqual(
-      { header: c['sizeof.header'], task: c['sizeof.task'], vma: c['sizeof.vma'], fd: c['sizeof.fd'], siginfo: c['sizeof.siginfo'] },
+      { header: c['sizeof.header'], task: c['sizeof.task'], vma: c['sizeof.vma'], fd: c['sizeof.fd'], siginfo: c['sizeof.siginfo'], thread: c['sizeof.thread'] },
       { ...SIZES },
     );
+    assert.equal(c['sizeof.header'], HEADER_SIZE);
+    assert.equal(c['sizeof.task'], TASK_FIELDS.at(-1)[1] + TASK_FIELDS.at(-1)[2]);
+    assert.equal(c['sizeof.thread'], THREAD_FIELDS.at(-1)[1] + THREAD_FIELDS.at(-1)[2]);
+    assert.equal(c['const.max_threads'], 4096);
     assert.equal(c['sizeof.sigaction'], 32);
     assert.equal(c['sizeof.itimer'], 32);
     assert.equal(c['sizeof.chunk'], 16);
@@ -310,14 +373,14 @@ ${fields('crm_chunk', ['addr', 'len', 'kind'])}
     assert.deepEqual([c['const.fd_file'], c['const.fd_dir'], c['const.fd_path']], [FdKind.FILE, FdKind.DIR, FdKind.PATH]);
     assert.deepEqual([c['const.task_rseq'], c['const.task_session_leader'], c['const.task_group_leader']], [TaskFlag.RSEQ, TaskFlag.SESSION_LEADER, TaskFlag.GROUP_LEADER]);
     assert.deepEqual(
-      ['growsdown', 'noreserve', 'dontfork', 'dontdump', 'wipeonfork', 'hugepage', 'nohugepage', 'locked', 'dontexpand'].map((n) => c[`const.vm_${n}`]),
-      [VmFlag.GROWSDOWN, VmFlag.NORESERVE, VmFlag.DONTFORK, VmFlag.DONTDUMP, VmFlag.WIPEONFORK, VmFlag.HUGEPAGE, VmFlag.NOHUGEPAGE, VmFlag.LOCKED, VmFlag.DONTEXPAND],
+      ['growsdown', 'noreserve', 'dontfork', 'dontdump', 'wipeonfork', 'hugepage', 'nohugepage', 'locked', 'dontexpand', 'account'].map((n) => c[`const.vm_${n}`]),
+      [VmFlag.GROWSDOWN, VmFlag.NORESERVE, VmFlag.DONTFORK, VmFlag.DONTDUMP, VmFlag.WIPEONFORK, VmFlag.HUGEPAGE, VmFlag.NOHUGEPAGE, VmFlag.LOCKED, VmFlag.DONTEXPAND, VmFlag.ACCOUNT],
     );
     HEADER_FIELDS.forEach((n, i) => assert.equal(c[`crm_plan_header.${n}`], i * 4, `header.${n}`));
-    for (const [struct, table] of [['crm_task', TASK_FIELDS], ['crm_vma', VMA_FIELDS], ['crm_fd', FD_FIELDS], ['crm_itimer', ITIMER_FIELDS]]) {
+    for (const [struct, table] of [['crm_task', TASK_FIELDS], ['crm_vma', VMA_FIELDS], ['crm_fd', FD_FIELDS], ['crm_itimer', ITIMER_FIELDS], ['crm_thread', THREAD_FIELDS]]) {
       for (const [n, off] of table) assert.equal(c[`${struct}.${n}`], off, `${struct}.${n}`);
     }
-    assert.deepEqual([c['crm_siginfo.shared'], c['crm_siginfo.pad'], c['crm_siginfo.raw']], [0, 4, 8]);
+    assert.deepEqual([c['crm_siginfo.shared'], c['crm_siginfo.tid'], c['crm_siginfo.raw']], [0, 4, 8]);
     // struct crm_chunk against chunkHeader()
     const ch = chunkHeader(CHUNK_PAGES, 0x7f0000001000, 0x3000);
     assert.equal(ch.length, c['sizeof.chunk']);
@@ -364,16 +427,17 @@ function mutations() {
   const V = (i, o) => L.vma_offset + i * SIZES.vma + o;
   const F = (i, o) => L.fd_offset + i * SIZES.fd + o;
   const S = (i, o) => L.siginfo_offset + i * SIZES.siginfo + o;
+  const TH = (i, o) => L.thread_offset + i * SIZES.thread + o;
 
   // truncations at many lengths
-  const lens = new Set([0, 1, 4, 8, 32, 63, 64, 65, 72, VECTOR.length - 1, VECTOR.length - 8]);
+  const lens = new Set([0, 1, 4, 8, 32, 63, 64, 65, 71, 72, 73, L.thread_offset, L.thread_offset + SIZES.thread, VECTOR.length - 1, VECTOR.length - 8]);
   for (let i = 0; lens.size < 60; i++) lens.add(Math.floor((i * 97.3) % VECTOR.length));
   for (const n of lens) out.push({ name: `truncated to ${n} bytes`, bytes: VECTOR.subarray(0, n), touched: [] });
 
   // header fields set to huge values
   for (const f of HEADER_FIELDS) for (const v of [0xffffffff, 0x80000000, 0x7ffffff8]) put32(`header.${f} = 0x${v.toString(16)}`, H(f), v);
   // count and size fields x1000
-  for (const f of ['vma_count', 'fd_count', 'siginfo_count', 'xsave_size', 'strings_size', 'task_size', 'header_size', 'total_size'])
+  for (const f of ['vma_count', 'fd_count', 'siginfo_count', 'thread_count', 'xsave_size', 'strings_size', 'task_size', 'header_size', 'total_size'])
     put32(`header.${f} x1000`, H(f), L[f] * 1000);
 
   // string offsets past the table
@@ -407,8 +471,10 @@ function mutations() {
 
   // targeted: each rule of the reader
   put32('header.total_size - 8 (shorter than the sections)', H('total_size'), L.total_size - 8);
-  put32('header.total_size = 63', H('total_size'), 63);
-  put32('header.version = 2', H('version'), 2);
+  put32('header.total_size = 71', H('total_size'), 71);
+  put32('header.version = 1 (the format without threads)', H('version'), 1);
+  put32('header.version = 3', H('version'), 3);
+  put32('header.header_size = 64 (the v1 header)', H('header_size'), 64);
   put32('header.task_offset misaligned', H('task_offset'), L.task_offset + 4);
   put32('header.task_offset inside the header', H('task_offset'), 0);
   put32('header.vma_offset misaligned', H('vma_offset'), L.vma_offset + 4);
@@ -456,6 +522,39 @@ function mutations() {
   put32('siginfo[0].signo = 0', S(0, 8), 0);
   put32('siginfo[1].signo = 65', S(1, 8), 65);
   put32('siginfo[1].shared = 2', S(1, 0), 2);
+  // threads
+  put32('header.thread_count = 4097', H('thread_count'), 4097);
+  put32('header.thread_count = 4096', H('thread_count'), 4096);
+  put32('header.thread_count + 1 (past the end)', H('thread_count'), L.thread_count + 1);
+  put32('header.thread_count = 1 (siginfo[2] names the dropped thread)', H('thread_count'), 1);
+  put32('header.thread_count = 0', H('thread_count'), 0);
+  put32('header.thread_offset misaligned', H('thread_offset'), L.thread_offset + 4);
+  put32('header.thread_offset inside the header', H('thread_offset'), 0);
+  put32('header.thread_offset = strings_offset (overlap)', H('thread_offset'), L.strings_offset);
+  put32('header.thread_offset = task_offset (out of order)', H('thread_offset'), L.task_offset);
+  put32('header.thread_offset past the end', H('thread_offset'), L.total_size);
+  put32('header.xsave_offset + xsave_size (last area overlaps the strings)', H('xsave_offset'), L.xsave_offset + L.xsave_size);
+  put32('header.strings_offset = xsave_offset + xsave_size (inside the thread areas)', H('strings_offset'), L.xsave_offset + L.xsave_size);
+  put32('thread[0].tid = 0', TH(0, 0), 0);
+  put32('thread[0].tid = -1', TH(0, 0), -1);
+  put32('thread[0].tid = task pid', TH(0, 0), 4242);
+  put32('thread[1].tid = thread[0].tid (duplicate)', TH(1, 0), 4243);
+  put32('thread[0].tid = thread[1].tid (duplicate)', TH(0, 0), 4244);
+  put32('thread[1].tid = 4245 (siginfo[2] names 4244)', TH(1, 0), 4245);
+  put64('thread[0].regs.cs = 0x23 (32-bit)', TH(0, 8 + 17 * 8), 0x23n);
+  put64('thread[1].regs.cs = 0', TH(1, 8 + 17 * 8), 0n);
+  put32('thread[0].rseq_len = 16', TH(0, 252), 16);
+  put32('thread[1].rseq_len = 8192', TH(1, 252), 8192);
+  put64('thread[1].rseq_abi misaligned', TH(1, 256), 0x7f1e2a1b3fe8n);
+  put32('siginfo[0].tid = 0', S(0, 4), 0);
+  put32('siginfo[0].tid = 9999 (no such thread)', S(0, 4), 9999);
+  put32('siginfo[2].tid = -4244', S(2, 4), -4244);
+  // harmless: other valid targets, and the tid of a shared signal is not used
+  put32('siginfo[0].tid = 4243 (another thread)', S(0, 4), 4243);
+  put32('siginfo[2].tid = 4242 (the main thread)', S(2, 4), 4242);
+  put32('siginfo[1].tid = 9999 (shared: tid unused)', S(1, 4), 9999);
+  put32('siginfo[2].shared = 1', S(2, 0), 1);
+  put32('thread[0].rseq_len = 0 (no rseq)', TH(0, 252), 0);
 
   // random byte flips (1 to 3 bytes each) fill up to 300
   while (out.length < 300) {
@@ -497,7 +596,7 @@ test('robustness: 300 damaged plans are refused cleanly by crmigrate-restore --p
     // accepted: the damage must be harmless by the rules, and the output a full listing
     if (spec !== null) problems.push(`${what}accepted although it breaks the rule "${spec}"`);
     if (r.stderr !== '') problems.push(`${what}accepted with stderr output ${JSON.stringify(r.stderr)}`);
-    if (!/^task pid=/.test(r.stdout) || !/\nxsave \d+ bytes\n$/.test(r.stdout)) problems.push(`${what}accepted, but printed ${JSON.stringify(r.stdout.slice(0, 80))}`);
+    if (!/^task pid=/.test(r.stdout) || !/\nxsave \d+ bytes x \d+\n$/.test(r.stdout)) problems.push(`${what}accepted, but printed ${JSON.stringify(r.stdout.slice(0, 80))}`);
     const regions = m.touched.map(regionOf);
     if (m.touched.length && regions.every((x) => x.cls === 'free')) {
       acceptedFree++;
@@ -550,5 +649,59 @@ for (const d of DOMAIN) {
     assert.equal(r.signal, null);
     assert.equal(r.status, 1, `accepted: ${r.stdout.split('\n').slice(0, 1)}`);
     assert.match(r.stderr, /^crmigrate-restore: [^\n]+\n$/);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The thread rules of plan v2, one by one: the C reader and specReject refuse
+// each plan for the same reason (and accept the harmless ones).
+
+const TH0 = (i, o) => L.thread_offset + i * SIZES.thread + o;
+const SI0 = (i, o) => L.siginfo_offset + i * SIZES.siginfo + o;
+const HO = (n) => HEADER_FIELDS.indexOf(n) * 4;
+const THREAD_RULES = [
+  { name: 'thread_count above CRM_MAX_THREADS', edits: [[HO('thread_count'), 4, 4097]], spec: 'thread section', c: /thread section out of bounds/ },
+  { name: 'thread section past the end', edits: [[HO('thread_count'), 4, L.thread_count + 1]], spec: 'thread section', c: /thread section out of bounds/ },
+  { name: 'thread section misaligned', edits: [[HO('thread_offset'), 4, L.thread_offset + 4]], spec: 'thread section', c: /thread section out of bounds/ },
+  { name: 'thread section inside the header', edits: [[HO('thread_offset'), 4, 8]], spec: 'thread section', c: /thread section out of bounds/ },
+  { name: 'thread section on the string table', edits: [[HO('thread_offset'), 4, L.strings_offset]], spec: 'sections overlap', c: /sections overlap or are out of order/ },
+  { name: 'thread section before the task', edits: [[HO('thread_offset'), 4, L.task_offset]], spec: 'sections overlap', c: /sections overlap or are out of order/ },
+  { name: 'xsave areas of the threads running into the strings', edits: [[HO('xsave_offset'), 4, L.xsave_offset + 8]], spec: 'sections overlap', c: /sections overlap or are out of order/ },
+  { name: 'xsave areas past the end', edits: [[HO('xsave_offset'), 4, L.total_size - L.xsave_size]], spec: 'xsave section', c: /FPU state section out of bounds/ },
+  { name: 'thread tid 0', edits: [[TH0(0, 0), 4, 0]], spec: 'thread tid', c: /thread 0 has an invalid tid 0/ },
+  { name: 'thread tid negative', edits: [[TH0(1, 0), 4, -7]], spec: 'thread tid', c: /thread 1 has an invalid tid -7/ },
+  { name: 'thread tid = task pid', edits: [[TH0(1, 0), 4, 4242]], spec: 'thread tid', c: /thread 1 has an invalid tid 4242/ },
+  { name: 'the same thread twice', edits: [[TH0(1, 0), 4, 4243]], spec: 'thread tid twice', c: /has thread 4243 twice/ },
+  { name: 'a 32-bit thread', edits: [[TH0(1, 8 + 17 * 8), 8, 0x23]], spec: 'thread cs', c: /thread 4244 is not 64-bit/ },
+  { name: 'thread rseq_len 31', edits: [[TH0(0, 252), 4, 31]], spec: 'thread rseq', c: /thread 4243 rseq invalid/ },
+  { name: 'thread rseq_len 4097', edits: [[TH0(0, 252), 4, 4097]], spec: 'thread rseq', c: /thread 4243 rseq invalid/ },
+  { name: 'thread rseq_abi not 32-byte aligned', edits: [[TH0(1, 256), 8, 0x7f1e2a1b3ff0n]], spec: 'thread rseq', c: /thread 4244 rseq invalid/ },
+  { name: 'own signal of an unknown thread', edits: [[SI0(0, 4), 4, 9999]], spec: 'siginfo tid', c: /pending signal 0 is for an unknown thread 9999/ },
+  { name: 'own signal with tid 0', edits: [[SI0(2, 4), 4, 0]], spec: 'siginfo tid', c: /pending signal 2 is for an unknown thread 0/ },
+  { name: 'the thread of a pending signal dropped', edits: [[HO('thread_count'), 4, 1]], spec: 'siginfo tid', c: /pending signal 2 is for an unknown thread 4244/ },
+  { name: 'the thread of a pending signal renamed', edits: [[TH0(1, 0), 4, 4245]], spec: 'siginfo tid', c: /pending signal 2 is for an unknown thread 4244/ },
+  // valid
+  { name: 'no threads and no thread signal', edits: [[HO('thread_count'), 4, 0], [SI0(2, 4), 4, 4242]], spec: null },
+  { name: 'own signal moved to the other thread', edits: [[SI0(2, 4), 4, 4243]], spec: null },
+  { name: 'a shared signal with any tid', edits: [[SI0(1, 4), 4, -1]], spec: null },
+  { name: 'a thread without rseq', edits: [[TH0(1, 252), 4, 0], [TH0(1, 256), 8, 3]], spec: null },
+  { name: 'rseq_len 4096 in a thread', edits: [[TH0(0, 252), 4, 4096]], spec: null },
+];
+
+for (const r of THREAD_RULES) {
+  test(`threads: ${r.spec ? 'refuses' : 'accepts'} ${r.name}`, async () => {
+    const b = patched(r.edits);
+    assert.equal(specReject(b), r.spec);
+    const out = await printPlan(b);
+    assert.equal(out.signal, null);
+    if (r.spec) {
+      assert.equal(out.status, 1, `accepted: ${out.stdout.split('\n')[0]}`);
+      assert.match(out.stderr, /^crmigrate-restore: [^\n]+\n$/);
+      assert.match(out.stderr, r.c);
+    } else {
+      assert.equal(out.stderr, '');
+      assert.equal(out.status, 0);
+      assert.match(out.stdout, new RegExp(`\\nxsave 832 bytes x ${1 + b.readUInt32LE(HO('thread_count'))}\\n$`));
+    }
   });
 }
