@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define CRM_PLAN_MAGIC 0x504d5243u /* "CRMP" */
-#define CRM_PLAN_VERSION 2u
+#define CRM_PLAN_VERSION 3u
 #define CRM_PLAN_MAX_SIZE (64u << 20)
 #define CRM_MAX_VMAS 65536u
 #define CRM_MAX_FDS 65536u
@@ -120,6 +120,7 @@ struct crm_thread {
   uint64_t rseq_abi;
   uint32_t rseq_sig, pad2;
   uint64_t robust_list, robust_len, clear_child_tid;
+  char comm[16];  /* thread name, NUL-terminated */
 };
 
 struct crm_vma {

@@ -213,18 +213,19 @@ static __attribute__((noreturn)) void become_task(const struct plan *p, int sync
   a->siginfos = pm.boot_start + bl.siginfos;
   a->nsiginfo = p->hdr->siginfo_count;
   a->pid = t->pid;
-  a->tid = t->tid;
   memcpy(a->itimers, t->itimers, sizeof a->itimers);
+  struct rst_thread *mt = &a->main_thread;
+  mt->tid = t->tid;
   if (t->flags & CRM_TASK_RSEQ) {
-    a->rseq_abi = t->rseq_abi;
-    a->rseq_len = t->rseq_len;
-    a->rseq_sig = t->rseq_sig;
+    mt->rseq_abi = t->rseq_abi;
+    mt->rseq_len = t->rseq_len;
+    mt->rseq_sig = t->rseq_sig;
   }
-  a->fs_base = t->regs[21];
-  a->gs_base = t->regs[22];
-  a->robust_list = t->robust_list;
-  a->robust_len = t->robust_len;
-  a->clear_child_tid = t->clear_child_tid;
+  mt->fs_base = t->regs[21];
+  mt->gs_base = t->regs[22];
+  mt->robust_list = t->robust_list;
+  mt->robust_len = t->robust_len;
+  mt->clear_child_tid = t->clear_child_tid;
   struct rst_thread *rth = (void *)(boot + bl.threads);
   for (uint32_t i = 0; i < p->hdr->thread_count; i++) {
     const struct crm_thread *th = &p->threads[i];
@@ -236,13 +237,14 @@ static __attribute__((noreturn)) void become_task(const struct plan *p, int sync
         .fs_base = th->regs[21], .gs_base = th->regs[22], .rseq_abi = th->rseq_abi, .rseq_len = th->rseq_len,
         .rseq_sig = th->rseq_sig, .robust_list = th->robust_list, .robust_len = th->robust_len,
         .clear_child_tid = th->clear_child_tid, .tid = th->tid};
+    memcpy(rth[i].comm, th->comm, sizeof rth[i].comm);
   }
   a->threads = pm.boot_start + bl.threads;
   a->nthreads = p->hdr->thread_count;
   a->close_fds[a->nclose++] = (uint64_t)in_fd;
   a->close_fds[a->nclose++] = (uint64_t)err_fd;
   struct frame_state main_fs = {t->regs, p->xsave, p->hdr->xsave_size, t->blocked, t->altstack_sp, t->altstack_size, t->altstack_flags};
-  a->sigframe_sp = build_sigframe(&main_fs, pm.boot_start + bl.frames);
+  mt->sigframe_sp = build_sigframe(&main_fs, pm.boot_start + bl.frames);
 
   restore_fs_context(p);
   uint64_t region[2] = {pm.region_start, pm.region_len};
@@ -263,10 +265,12 @@ static __attribute__((noreturn)) void become_task(const struct plan *p, int sync
 
 static pid_t g_child;
 
+/* Kills the new task and reaps every one of its threads: traced threads
+ * report their exit to us, and the leader is not reaped before them. */
 static __attribute__((noreturn)) void discard(int code) {
   if (g_child > 0) {
     kill(g_child, SIGKILL);
-    waitpid(g_child, NULL, __WALL);
+    while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR) {}
   }
   _exit(code);
 }

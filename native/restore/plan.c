@@ -82,6 +82,7 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
   if (!str_ok(p, t->exe_path) || !str_ok(p, t->cwd_path) || !str_ok(p, t->root_path)) FAIL("restore plan task paths out of bounds");
   if (!memchr(t->comm, 0, sizeof t->comm)) FAIL("restore plan task name not terminated");
   if (t->rseq_len && (t->rseq_len < 32 || t->rseq_len > 4096 || t->rseq_abi % 32)) FAIL("restore plan rseq area invalid");
+  if (t->robust_len != 0 && t->robust_len != 24) FAIL("restore plan robust list length %llu invalid", (unsigned long long)t->robust_len);
   for (unsigned i = 0; i < 3; i++)
     if (t->itimers[i].interval_usec >= 1000000 || t->itimers[i].value_usec >= 1000000) FAIL("restore plan itimer %u invalid", i);
   if (t->start_code > t->end_code || t->start_data > t->end_data || t->start_brk > t->brk || t->arg_start > t->arg_end ||
@@ -120,6 +121,8 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
       if (p->threads[k].tid == th->tid) FAIL("restore plan has thread %d twice", th->tid);
     if (th->regs[17] != 0x33) FAIL("restore plan thread %d is not 64-bit", th->tid);
     if (th->rseq_len && (th->rseq_len < 32 || th->rseq_len > 4096 || th->rseq_abi % 32)) FAIL("restore plan thread %d rseq invalid", th->tid);
+    if (th->robust_len != 0 && th->robust_len != 24) FAIL("restore plan thread %d robust list length %llu invalid", th->tid, (unsigned long long)th->robust_len);
+    if (!memchr(th->comm, 0, sizeof th->comm)) FAIL("restore plan thread %d name not terminated", th->tid);
   }
   for (uint32_t i = 0; i < h->siginfo_count; i++) {
     int32_t signo;

@@ -37,6 +37,7 @@
 #define MREMAP_MAYMOVE 1
 #define MREMAP_FIXED 2
 #define PR_SET_MM 35
+#define PR_SET_NAME 15
 #define PR_SET_MM_MAP 14
 #define ARCH_SET_GS 0x1001
 #define ARCH_SET_FS 0x1002
@@ -102,42 +103,47 @@ static void move_range(struct restorer_args *a, const struct rst_move *m, int st
 }
 
 /* What every thread does last: per-thread kernel state that rt_sigreturn
- * does not carry, a stop for the tracer, then rt_sigreturn. */
-static __attribute__((noreturn, always_inline)) inline void finish_thread(struct restorer_args *a, int32_t tid, uint64_t robust_list,
-                                                                         uint64_t robust_len, uint64_t ctid, uint64_t rseq_abi,
-                                                                         uint32_t rseq_len, uint32_t rseq_sig, uint64_t fs_base,
-                                                                         uint64_t gs_base, uint64_t frame_sp) {
+ * does not carry, its own pending signals (rt_tgsigqueueinfo with a kernel
+ * or tkill si_code is only allowed to the calling thread itself), a stop for
+ * the tracer, then rt_sigreturn. */
+static __attribute__((noreturn, always_inline)) inline void finish_thread(struct restorer_args *a, const struct rst_thread *t) {
   long r;
-  if (robust_len) {
-    r = sys2(NR_set_robust_list, robust_list, robust_len);
+  if (t->robust_len) {
+    r = sys2(NR_set_robust_list, t->robust_list, t->robust_len);
     if (r < 0) fail(a, 12, r);
   }
-  sys1(NR_set_tid_address, ctid);
-  if (rseq_len) {
-    r = sys4(NR_rseq, rseq_abi, rseq_len, 0, rseq_sig);
+  sys1(NR_set_tid_address, t->clear_child_tid);
+  if (t->rseq_len) {
+    r = sys4(NR_rseq, t->rseq_abi, t->rseq_len, 0, t->rseq_sig);
     if (r < 0) fail(a, 10, r);
   }
-  r = sys2(NR_arch_prctl, ARCH_SET_FS, fs_base);
+  r = sys2(NR_arch_prctl, ARCH_SET_FS, t->fs_base);
   if (r < 0) fail(a, 11, r);
-  r = sys2(NR_arch_prctl, ARCH_SET_GS, gs_base);
+  r = sys2(NR_arch_prctl, ARCH_SET_GS, t->gs_base);
   if (r < 0) fail(a, 11, r);
+  if (t->comm[0]) sys5(NR_prctl, PR_SET_NAME, (long)t->comm, 0, 0, 0);
+  const struct crm_siginfo *si = (const struct crm_siginfo *)a->siginfos;
+  for (uint64_t i = 0; i < a->nsiginfo; i++) {
+    if (si[i].shared || si[i].tid != t->tid) continue;
+    r = sys4(NR_rt_tgsigqueueinfo, a->pid, t->tid, *(const int32_t *)si[i].raw, si[i].raw);
+    if (r < 0) fail(a, 8, r);
+  }
   /* Stop for the tracer (crmigrate-restore's parent half): it lets us run
    * into rt_sigreturn and unmaps the bootstrap region once the task is whole. */
-  sys3(NR_tgkill, a->pid, tid, SIGSTOP);
+  sys3(NR_tgkill, a->pid, t->tid, SIGSTOP);
   __asm__ volatile("mov %0, %%rsp\n\t"
                    "mov %1, %%eax\n\t"
                    "syscall\n\t"
                    "hlt\n\t"
                    :
-                   : "r"(frame_sp), "i"(NR_rt_sigreturn)
+                   : "r"(t->sigframe_sp), "i"(NR_rt_sigreturn)
                    : "memory");
   for (;;) {}
 }
 
 /* Entry of a thread made by spawn_thread, on its own stack. */
 __attribute__((used, noinline, noclone, noreturn)) void restorer_thread(struct rst_thread *t, struct restorer_args *a) {
-  finish_thread(a, t->tid, t->robust_list, t->robust_len, t->clear_child_tid, t->rseq_abi, t->rseq_len, t->rseq_sig, t->fs_base,
-                t->gs_base, t->sigframe_sp);
+  finish_thread(a, t);
 }
 
 /* clone3 of one thread; the child starts on t->stack_top in restorer_thread. */
@@ -199,15 +205,13 @@ __attribute__((section(".text.entry"), used)) void restorer_main(struct restorer
     if (r < 0) fail(a, 13, r);
   }
 
-  /* Pending signals go back on their queues; all signals stay blocked
-   * until rt_sigreturn installs each thread's own mask. */
+  /* Process-wide pending signals go back on the shared queue (each thread
+   * queues its own in finish_thread); all signals stay blocked until
+   * rt_sigreturn installs each thread's own mask. */
   const struct crm_siginfo *si = (const struct crm_siginfo *)a->siginfos;
   for (uint64_t i = 0; i < a->nsiginfo; i++) {
-    int signo = *(const int32_t *)si[i].raw;
-    if (si[i].shared)
-      r = sys3(NR_rt_sigqueueinfo, a->pid, signo, si[i].raw);
-    else
-      r = sys4(NR_rt_tgsigqueueinfo, a->pid, si[i].tid, signo, si[i].raw);
+    if (!si[i].shared) continue;
+    r = sys3(NR_rt_sigqueueinfo, a->pid, *(const int32_t *)si[i].raw, si[i].raw);
     if (r < 0) fail(a, 8, r);
   }
 
@@ -218,6 +222,5 @@ __attribute__((section(".text.entry"), used)) void restorer_main(struct restorer
 
   for (uint32_t i = 0; i < a->nclose; i++) sys1(NR_close, a->close_fds[i]);
 
-  finish_thread(a, a->tid, a->robust_list, a->robust_len, a->clear_child_tid, a->rseq_abi, a->rseq_len, a->rseq_sig, a->fs_base,
-                a->gs_base, a->sigframe_sp);
+  finish_thread(a, &a->main_thread);
 }

@@ -30,7 +30,8 @@ struct rst_prctl_mm_map {
 /* The plan's layouts are the kernel's: struct crm_sigaction is what
  * rt_sigaction takes, struct crm_itimer is a struct itimerval. */
 
-/* One more thread, made by the blob with clone3(set_tid). */
+/* What each thread sets up for itself at the end; the main thread's is in
+ * restorer_args, every other one is made by the blob with clone3(set_tid). */
 struct rst_thread {
   uint64_t stack_top;   /* its stack in the bootstrap region */
   uint64_t sigframe_sp; /* its rt_sigreturn frame (frame + 8) */
@@ -39,6 +40,7 @@ struct rst_thread {
   uint32_t rseq_len, rseq_sig;
   uint64_t robust_list, robust_len, clear_child_tid;
   int32_t tid, pad;
+  char comm[16];
   uint64_t clone_args[11]; /* struct clone_args, filled by the blob */
 };
 
@@ -62,17 +64,13 @@ struct restorer_args {
   struct crm_sigaction sigactions[64];
   uint64_t siginfos;  /* struct crm_siginfo[nsiginfo] */
   uint64_t nsiginfo;
-  int32_t pid, tid;
+  int32_t pid, pad0;
   struct crm_itimer itimers[3];
-  uint64_t rseq_abi;
-  uint32_t rseq_len, rseq_sig;
-  uint64_t fs_base, gs_base;
-  uint64_t robust_list, robust_len, clear_child_tid;
+  struct rst_thread main_thread; /* its comm is already set; clone_args unused */
   uint64_t threads; /* struct rst_thread[nthreads] */
   uint64_t nthreads;
   uint64_t close_fds[4]; /* restorer descriptors closed before the end */
   uint32_t nclose, pad;
-  uint64_t sigframe_sp;  /* rsp for rt_sigreturn (frame + 8) */
 };
 
 /* Entry of the blob: never returns. */

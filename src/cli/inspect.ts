@@ -47,7 +47,7 @@ export async function inspectImage(source: AsyncIterable<Buffer>): Promise<objec
         inSyscall: m.regs[0].inSyscall ? Number(m.regs[0].syscallNr) : null,
       },
       threads: m.threads.map((t, k) => ({
-        tid: t.tid, rip: hex(getReg(m.regs[k].gp, 'rip')), fsBase: hex(getReg(m.regs[k].gp, 'fs_base')),
+        tid: t.tid, name: t.comm, rip: hex(getReg(m.regs[k].gp, 'rip')), fsBase: hex(getReg(m.regs[k].gp, 'fs_base')),
         inSyscall: m.regs[k].inSyscall ? Number(m.regs[k].syscallNr) : null, blocked: hex(m.signals[k].blocked),
         pending: m.signals[k].pending.filter((p) => !p.shared).map((p) => p.info.readInt32LE(0)),
         rseq: t.rseqLen ? hex(t.rseqAbi) : null, robustList: hex(t.robustList), clearChildTid: hex(t.clearChildTid),

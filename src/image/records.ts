@@ -5,7 +5,7 @@ import { ImageError } from '../util/errors.js';
 import { decodeWith, encodeWith, Reader, Writer, type Decoded, type Schema } from './schema.js';
 
 export const IMAGE_MAGIC = Buffer.from('CRMIMG\r\n', 'latin1');
-export const IMAGE_VERSION = 1;
+export const IMAGE_VERSION = 2;
 export const PAGE_SIZE = 4096;
 
 export const RecordType = {
@@ -124,6 +124,7 @@ export interface ThreadRecord {
   robustList: bigint;
   robustLen: bigint;
   clearChildTid: bigint;
+  comm: string; // the thread's name (PR_SET_NAME), at most 15 bytes
 }
 
 export interface TrailerRecord {
@@ -168,7 +169,7 @@ export const schemas: Record<Exclude<RecordTypeId, typeof RecordType.PAGES>, Sch
     ['shareId', 'u32'], ['file', { struct: fileIdentity }],
   ],
   [RecordType.THREAD]: [
-    ['tid', 'i32'], ['rseqAbi', 'u64'], ['rseqLen', 'u32'], ['rseqSig', 'u32'], ['robustList', 'u64'], ['robustLen', 'u64'], ['clearChildTid', 'u64'],
+    ['tid', 'i32'], ['rseqAbi', 'u64'], ['rseqLen', 'u32'], ['rseqSig', 'u32'], ['robustList', 'u64'], ['robustLen', 'u64'], ['clearChildTid', 'u64'], ['comm', { str: 15 }],
   ],
   [RecordType.TRAILER]: [['records', 'u32'], ['pages', 'u32'], ['pageBytes', 'u64'], ['chainCrc', 'u32']],
 };
@@ -268,7 +269,9 @@ export function validate(type: RecordTypeId, v: Decoded): void {
     case RecordType.THREAD: {
       const t = v as unknown as ThreadRecord;
       check(t.tid > 0, `thread record has an invalid tid ${t.tid}`);
-      check(t.rseqLen === 0 || (t.rseqLen >= 32 && t.rseqAbi % 32n === 0n), `thread ${t.tid} has an invalid rseq registration`);
+      check(t.rseqLen === 0 || (t.rseqLen >= 32 && t.rseqLen <= 4096 && t.rseqAbi % 32n === 0n), `thread ${t.tid} has an invalid rseq registration`);
+      check(t.robustLen === 0n || t.robustLen === 24n, `thread ${t.tid} has an invalid robust list length ${t.robustLen}`);
+      check(!t.comm.includes('\0'), `thread ${t.tid} has an invalid name`);
       break;
     }
     case RecordType.TRAILER:

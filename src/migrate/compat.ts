@@ -2,7 +2,7 @@
 // CPU state features, and (preflight) the files, PIDs, users and groups the
 // process needs on the destination.
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
 import { hostname, release } from 'node:os';
 import { FdKind, VmaKind } from '../image/records.js';
 import { collectFds } from '../resources/files.js';
@@ -74,7 +74,8 @@ export async function preflightRequest(pid: number): Promise<PreflightRequest> {
   }
   const status = parseStatus(readProc(pid, 'status'));
   const ids = (k: string): number[] => [...new Set((status.get(k) ?? '').split(/\s+/).filter(Boolean).map(Number))];
-  return { pids: [pid], uids: ids('Uid'), gids: [...new Set([...ids('Gid'), ...ids('Groups')])], files: [...files.values()] };
+  const pids = [pid, ...readdirSync(`/proc/${pid}/task`).map(Number).filter((tid) => tid !== pid)];
+  return { pids, uids: ids('Uid'), gids: [...new Set([...ids('Gid'), ...ids('Groups')])], files: [...files.values()] };
 }
 
 function idsIn(file: string): Set<number> {

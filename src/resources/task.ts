@@ -11,7 +11,7 @@ import { UnsupportedError } from '../util/errors.js';
 import { parseStat, parseStatus, procPath, readProc, readProcLink } from '../util/procfs.js';
 
 /** The kernel cuts comm at 15 bytes, possibly inside a UTF-8 sequence. */
-function commOf(name: string): string {
+export function commOf(name: string): string {
   let s = name.replace(/\uFFFD$/, '');
   while (Buffer.byteLength(s) > 15) s = s.slice(0, -1);
   return s;

@@ -9,6 +9,8 @@ import type { Injector } from '../dump/inject.js';
 import type { RegsRecord, SignalsRecord, ThreadRecord } from '../image/records.js';
 import type { Plan } from '../restore/plan-model.js';
 import { CrmError, ExitCode } from '../util/errors.js';
+import { readProc } from '../util/procfs.js';
+import { commOf } from './task.js';
 
 const SYS_prctl = 157;
 const PR_GET_TID_ADDRESS = 40;
@@ -26,6 +28,7 @@ export function collectThread(thread: FrozenTask, inj: Injector): ThreadRecord {
     robustList,
     robustLen,
     clearChildTid: inj.readScratch(256, 8).readBigUInt64LE(0),
+    comm: commOf(readProc(thread.pid, 'comm').replace(/\n$/, '')),
   };
 }
 
@@ -44,7 +47,7 @@ export function planThreads(mainTid: number, threads: ThreadRecord[], regs: Regs
       tid: t.tid, regs: r.gp, xsave: r.xsave, blocked: s.blocked,
       altstack: { sp: s.altstackSp, size: s.altstackSize, flags: s.altstackFlags },
       rseq: { abi: t.rseqAbi, len: t.rseqLen, sig: t.rseqSig },
-      robustList: t.robustList, robustLen: t.robustLen, clearChildTid: t.clearChildTid,
+      robustList: t.robustList, robustLen: t.robustLen, clearChildTid: t.clearChildTid, comm: t.comm,
     });
     for (const p of s.pending) plan.siginfos.push({ shared: p.shared, tid: t.tid, raw: p.info });
   }

@@ -3,8 +3,8 @@
 import type { Plan } from './plan-model.js';
 
 export const PLAN_MAGIC = 0x504d5243;
-export const PLAN_VERSION = 2;
-export const SIZES = { header: 72, task: 3600, vma: 48, fd: 32, siginfo: 136, thread: 296 } as const;
+export const PLAN_VERSION = 3;
+export const SIZES = { header: 72, task: 3600, vma: 48, fd: 32, siginfo: 136, thread: 312 } as const;
 const AUXV_WORDS = 128;
 
 class StringTable {
@@ -100,6 +100,7 @@ export function encodePlan(plan: Plan): Buffer {
     th.regs.copy(threads, b); b += 216;
     w64(th.blocked); w64(th.altstack.sp); w64(th.altstack.size); w32(th.altstack.flags); w32(th.rseq.len);
     w64(th.rseq.abi); w32(th.rseq.sig); w32(0); w64(th.robustList); w64(th.robustLen); w64(th.clearChildTid);
+    Buffer.from(th.comm, 'utf8').subarray(0, 15).copy(threads, b);
   });
   for (const th of plan.threads) if (th.xsave.length !== plan.xsave.length) throw new Error('plan: threads differ in FPU state size');
   const xsave = Buffer.concat([plan.xsave, ...plan.threads.map((th) => th.xsave)]);

@@ -43,6 +43,7 @@ export interface PlanThread {
   robustList: bigint;
   robustLen: bigint;
   clearChildTid: bigint;
+  comm: string;
 }
 
 export interface PlanVma {

@@ -38,7 +38,11 @@ export function buildPlan(meta: ImageMeta): Plan {
 export function preflight(meta: ImageMeta): void {
   const problems = checkFilesPresent(meta.vmas, meta.fds);
   if (problems.length) throw new CrmError(`cannot restore: ${problems.join('; ')}`, ExitCode.MISSING_FILE);
-  if (existsSync(`/proc/${meta.task.pid}`)) throw new CrmError(`cannot restore: PID ${meta.task.pid} is already in use on this host`, ExitCode.PID_TAKEN);
+  const taken = meta.threads.map((t) => t.tid).filter((tid) => existsSync(`/proc/${tid}`));
+  if (taken.length) {
+    const what = taken.map((tid) => (tid === meta.task.pid ? `PID ${tid}` : `thread ID ${tid}`)).join(', ');
+    throw new CrmError(`cannot restore: ${what} ${taken.length > 1 ? 'are' : 'is'} already in use on this host`, ExitCode.PID_TAKEN);
+  }
 }
 
 export interface RestoreOptions {

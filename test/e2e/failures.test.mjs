@@ -2,7 +2,8 @@
 // distinct exit code, and changes nothing: the process is never lost and
 // never runs twice.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -66,6 +67,36 @@ test('restore refuses when the PID is taken; the running original is untouched',
     assertPassed(assert, await p.verdict(), 'counter');
     assert.equal(p.countLines(/^PASS$/), 1, 'the process ran twice');
   } finally {
+    p.cleanup();
+  }
+});
+
+test('restore refuses when one thread ID is taken; the squatter is untouched and nothing runs', async () => {
+  const p = new TestProcess('t_threads');
+  let squatter = 0;
+  try {
+    await p.ready();
+    // the highest TID: the processes started after the squatter take the next PIDs
+    const tid = Math.max(...readdirSync(`/proc/${p.pid}/task`).map(Number));
+    const d = await crmigrate(['dump', String(p.pid), '--dir', p.imageDir]);
+    assert.equal(d.code, 0, d.stderr);
+    await p.gone();
+    // the next PID the kernel hands out is tid (retried if another process takes it first)
+    await waitFor(() => {
+      const pid = Number(execFileSync('sh', ['-c', `echo ${tid - 1} > /proc/sys/kernel/ns_last_pid; setsid sleep 60 </dev/null >/dev/null 2>&1 & echo $!`]));
+      if (pid === tid) return (squatter = pid), true;
+      process.kill(pid, 'SIGKILL');
+      return false;
+    }, `a process with PID ${tid}`, 5000);
+    const r = await crmigrate(['restore', '--dir', p.imageDir]);
+    assert.equal(r.code, EXIT.PID_TAKEN, r.stderr);
+    assert.ok(oneLine(r.stderr), r.stderr);
+    assert.match(r.stderr, new RegExp(`thread ID ${tid} is already in use`));
+    await sleep(200);
+    assert.ok(!alive(p.pid), 'part of the process was restored');
+    assert.ok(alive(tid), 'the squatter was touched');
+  } finally {
+    if (squatter) process.kill(squatter, 'SIGKILL');
     p.cleanup();
   }
 });

@@ -98,7 +98,7 @@ async function migratedAndVerified(name) {
   }
 }
 
-for (const name of ['t_regs', 't_memory', 't_signals', 't_files', 't_syscall']) {
+for (const name of ['t_regs', 't_memory', 't_signals', 't_files', 't_syscall', 't_threads']) {
   test(`${name}: migrated to ${DEST}, every detail verified there`, () => migratedAndVerified(name));
 }
 

@@ -73,7 +73,7 @@ const FILE_ID = { dev: 0x803n, ino: 1835023n, size: 35280n, mtimeNs: 17000000001
 const NO_FILE = { dev: 0n, ino: 0n, size: 0n, mtimeNs: 0n };
 
 const HEADER = {
-  imageVersion: 1, toolVersion: '0.1.0', arch: 'x86_64', kernel: '6.8.0-48-generic #48-Ubuntu SMP', hostname: 'source-höst',
+  imageVersion: 2, toolVersion: '0.1.0', arch: 'x86_64', kernel: '6.8.0-48-generic #48-Ubuntu SMP', hostname: 'source-höst',
   pageSize: 4096, xsaveSize: 832, xcr0: 0x2e7n, createdMs: 1732660000123n, rootPid: 4242,
 };
 const TASK = {
@@ -85,7 +85,7 @@ const TASK = {
   rseqAbi: 0x7f0000001020n, rseqLen: 32, rseqSig: 0x53053053,
 };
 const THREAD = {
-  tid: 4242, rseqAbi: 0x7f0000001020n, rseqLen: 32, rseqSig: 0x53053053, robustList: 0x7f0000001a20n, robustLen: 24n, clearChildTid: 0x7f0000001a10n,
+  tid: 4242, rseqAbi: 0x7f0000001020n, rseqLen: 32, rseqSig: 0x53053053, robustList: 0x7f0000001a20n, robustLen: 24n, clearChildTid: 0x7f0000001a10n, comm: 'wörker-1',
 };
 const REGS = { tid: 4242, gp: pattern(216, 1), xsave: pattern(832, 2), inSyscall: true, syscallNr: -1n };
 const SIGNALS = {
@@ -233,8 +233,9 @@ test('every record type round-trips through encodeRecord/decodeRecord', () => {
 test('THREAD record: type 9, field layout, extreme values round-trip', () => {
   assert.equal(RecordType.THREAD, 9);
   const p = encodeRecord(RecordType.THREAD, THREAD);
-  // tid i32 | rseqAbi u64 | rseqLen u32 | rseqSig u32 | robustList u64 | robustLen u64 | clearChildTid u64
-  assert.equal(p.length, 4 + 8 + 4 + 4 + 8 + 8 + 8);
+  // tid i32 | rseqAbi u64 | rseqLen u32 | rseqSig u32 | robustList u64 | robustLen u64 | clearChildTid u64 | comm (u32 length, UTF-8)
+  const comm = Buffer.from(THREAD.comm, 'utf8');
+  assert.equal(p.length, 4 + 8 + 4 + 4 + 8 + 8 + 8 + 4 + comm.length);
   assert.equal(p.readInt32LE(0), THREAD.tid);
   assert.equal(p.readBigUInt64LE(4), THREAD.rseqAbi);
   assert.equal(p.readUInt32LE(12), THREAD.rseqLen);
@@ -242,11 +243,14 @@ test('THREAD record: type 9, field layout, extreme values round-trip', () => {
   assert.equal(p.readBigUInt64LE(20), THREAD.robustList);
   assert.equal(p.readBigUInt64LE(28), THREAD.robustLen);
   assert.equal(p.readBigUInt64LE(36), THREAD.clearChildTid);
+  assert.equal(p.readUInt32LE(44), comm.length);
+  assert.deepEqual(p.subarray(48), comm);
   for (const v of [
-    { ...THREAD, tid: 2147483647, rseqSig: 0xffffffff, robustList: 2n ** 64n - 1n, robustLen: 2n ** 64n - 1n, clearChildTid: 2n ** 64n - 1n },
-    { tid: 1, rseqAbi: 0n, rseqLen: 0, rseqSig: 0, robustList: 0n, robustLen: 0n, clearChildTid: 0n }, // no rseq, no robust list
-    { ...THREAD, rseqAbi: 0x7fffffffffe0n, rseqLen: 4096 },
+    { ...THREAD, tid: 2147483647, rseqSig: 0xffffffff, robustList: 2n ** 64n - 1n, clearChildTid: 2n ** 64n - 1n },
+    { tid: 1, rseqAbi: 0n, rseqLen: 0, rseqSig: 0, robustList: 0n, robustLen: 0n, clearChildTid: 0n, comm: '' }, // no rseq, no robust list, no name
+    { ...THREAD, rseqAbi: 0x7fffffffffe0n, rseqLen: 4096, comm: '123456789012345' },
   ]) assert.deepEqual(decodeRecord(RecordType.THREAD, encodeRecord(RecordType.THREAD, v)), v);
+  assert.throws(() => encodeRecord(RecordType.THREAD, { ...THREAD, comm: '1234567890123456' }), (e) => e.name === 'ImageError' && /comm longer than 15 bytes/.test(e.message));
   assert.throws(() => encodeRecord(RecordType.THREAD, { ...THREAD, robustLen: 24 }), (e) => e.name === 'ImageError' && /robustLen must be a bigint/.test(e.message));
 });
 
@@ -622,7 +626,8 @@ test('semantic: pending signal with signo 0 or > 64, bad sigactions', async () =
 test('semantic: header with the wrong arch, version, page size or xsave size', async () => {
   await rejects(sem(RecordType.HEADER, { ...HEADER, arch: 'aarch64' }), /image is for aarch64, not x86_64/);
   await rejects(sem(RecordType.HEADER, { ...HEADER, arch: '' }), /image is for , not x86_64/);
-  await rejects(sem(RecordType.HEADER, { ...HEADER, imageVersion: 2 }), /image version 2 is not supported/);
+  await rejects(sem(RecordType.HEADER, { ...HEADER, imageVersion: 3 }), /image version 3 is not supported/);
+  await rejects(sem(RecordType.HEADER, { ...HEADER, imageVersion: 1 }), /image version 1 is not supported/);
   await rejects(sem(RecordType.HEADER, { ...HEADER, pageSize: 16384 }), /page size 16384 is not 4096/);
   await rejects(sem(RecordType.HEADER, { ...HEADER, xsaveSize: 512 }), /invalid xsave size/);
   await rejects(sem(RecordType.HEADER, { ...HEADER, xsaveSize: 65537 }), /invalid xsave size/);
@@ -650,6 +655,9 @@ test('semantic: THREAD with an invalid tid or rseq registration', async () => {
   for (const tid of [0, -1, -2147483648]) await rejects(T({ tid }), new RegExp(`^thread record has an invalid tid ${tid}$`));
   for (const rseqLen of [1, 16, 31]) await rejects(T({ rseqLen }), /thread 4242 has an invalid rseq registration/, `rseqLen ${rseqLen}`);
   for (const rseqAbi of [0x7f0000001010n, 0x7f0000001021n, 1n]) await rejects(T({ rseqAbi }), /thread 4242 has an invalid rseq registration/, `rseqAbi ${rseqAbi}`);
+  await rejects(T({ rseqLen: 4128 }), /thread 4242 has an invalid rseq registration/, 'rseqLen 4128');
+  for (const robustLen of [1n, 23n, 25n, 2n ** 64n - 1n]) await rejects(T({ robustLen }), /thread 4242 has an invalid robust list length/, `robustLen ${robustLen}`);
+  await rejects(T({ comm: 'a\0b' }), /thread 4242 has an invalid name/);
   // accepted: no rseq at all (whatever the pointer), the smallest registration, no robust list
   for (const o of [{ rseqLen: 0, rseqAbi: 0x7f0000001011n }, { rseqLen: 32 }, { robustList: 0n, robustLen: 0n, clearChildTid: 0n }]) {
     const { items } = await readAll(T(o));

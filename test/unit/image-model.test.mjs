@@ -39,7 +39,7 @@ function siginfo(signo, seed) {
 }
 
 const HEADER = {
-  imageVersion: 1, toolVersion: '0.1.0', arch: 'x86_64', kernel: '6.8.0', hostname: 'src', pageSize: 4096, xsaveSize: XSAVE,
+  imageVersion: 2, toolVersion: '0.1.0', arch: 'x86_64', kernel: '6.8.0', hostname: 'src', pageSize: 4096, xsaveSize: XSAVE,
   xcr0: 0x7n, createdMs: 1732660000123n, rootPid: PID,
 };
 const TASK = {
@@ -55,7 +55,7 @@ const VMA = { start: 0x7f0000000000, end: 0x7f0000004000, kind: 1, prot: 3, vmFl
 
 const threadRec = (tid, k) => ({
   tid, rseqAbi: 0x7f0000001020n + BigInt(k) * 0x1000n, rseqLen: 32, rseqSig: 0x53053053,
-  robustList: 0x7f0000001a20n + BigInt(k) * 0x1000n, robustLen: 24n, clearChildTid: 0x7f0000001a10n + BigInt(k) * 0x1000n,
+  robustList: 0x7f0000001a20n + BigInt(k) * 0x1000n, robustLen: 24n, clearChildTid: 0x7f0000001a10n + BigInt(k) * 0x1000n, comm: `worker-${k}`,
 });
 const regsRec = (tid, k) => ({ tid, gp: gp(k + 1), xsave: pattern(XSAVE, k + 1), inSyscall: false, syscallNr: -1n });
 const MAIN_SIGNALS = {

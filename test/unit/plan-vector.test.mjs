@@ -75,13 +75,14 @@ const TASK_FIELDS = [
   ['blocked', 1384, 8, 'value'], ['sigactions', 1392, 2048, 'free'], ['altstack_sp', 3440, 8, 'value'], ['altstack_size', 3448, 8, 'value'],
   ['altstack_flags', 3456, 4, 'unchecked'], ['pad1', 3460, 4, 'unchecked'], ['itimers', 3464, 96, 'mixed'],
   ['rseq_abi', 3560, 8, 'checked'], ['rseq_len', 3568, 4, 'checked'], ['rseq_sig', 3572, 4, 'value'],
-  ['robust_list', 3576, 8, 'value'], ['robust_len', 3584, 8, 'unchecked'], ['clear_child_tid', 3592, 8, 'value'],
+  ['robust_list', 3576, 8, 'value'], ['robust_len', 3584, 8, 'checked'], ['clear_child_tid', 3592, 8, 'value'],
 ];
 const THREAD_FIELDS = [
   ['tid', 0, 4, 'checked'], ['pad', 4, 4, 'unchecked'], ['regs', 8, 216, 'free'], ['blocked', 224, 8, 'value'],
   ['altstack_sp', 232, 8, 'value'], ['altstack_size', 240, 8, 'value'], ['altstack_flags', 248, 4, 'unchecked'],
   ['rseq_len', 252, 4, 'checked'], ['rseq_abi', 256, 8, 'checked'], ['rseq_sig', 264, 4, 'value'], ['pad2', 268, 4, 'unchecked'],
-  ['robust_list', 272, 8, 'value'], ['robust_len', 280, 8, 'unchecked'], ['clear_child_tid', 288, 8, 'value'],
+  ['robust_list', 272, 8, 'value'], ['robust_len', 280, 8, 'checked'], ['clear_child_tid', 288, 8, 'value'],
+  ['comm', 296, 16, 'checked'],
 ];
 const VMA_FIELDS = [['start', 0, 8, 'checked'], ['end', 8, 8, 'checked'], ['pgoff', 16, 8, 'checked'], ['kind', 24, 4, 'checked'],
   ['prot', 28, 4, 'checked'], ['vm_flags', 32, 4, 'unchecked'], ['path', 36, 4, 'checked'], ['open_flags', 40, 4, 'checked'], ['pad', 44, 4, 'unchecked']];
@@ -143,7 +144,7 @@ function specReject(input) {
   if (input.length < total) return 'truncated';
   const b = input.subarray(0, total);
   const h = (n) => hdr(b, n);
-  if (h('version') !== 2) return 'version';
+  if (h('version') !== 3) return 'version';
   if (h('header_size') !== HEADER_SIZE) return 'header size';
   const sectionOk = (off, count, elem) => off % 8 === 0 && off >= HEADER_SIZE && off + count * elem <= total;
   if (h('task_size') !== SIZES.task || !sectionOk(h('task_offset'), 1, SIZES.task)) return 'task section';
@@ -173,6 +174,7 @@ function specReject(input) {
   if (!b.subarray(t + 32, t + 48).includes(0)) return 'comm';
   const rseqLen = b.readUInt32LE(t + 3568);
   if (rseqLen && (rseqLen < 32 || rseqLen > 4096 || b.readBigUInt64LE(t + 3560) % 32n)) return 'rseq';
+  if (![0n, 24n].includes(b.readBigUInt64LE(t + 3584))) return 'robust_len';
   for (let i = 0; i < 3; i++) {
     const it = t + 3464 + i * 32;
     if (b.readBigUInt64LE(it + 8) >= 1000000n || b.readBigUInt64LE(it + 24) >= 1000000n) return 'itimer';
@@ -220,6 +222,8 @@ function specReject(input) {
     if (b.readBigUInt64LE(th + 8 + 17 * 8) !== 0x33n) return 'thread cs';
     const len = b.readUInt32LE(th + 252);
     if (len && (len < 32 || len > 4096 || b.readBigUInt64LE(th + 256) % 32n)) return 'thread rseq';
+    if (![0n, 24n].includes(b.readBigUInt64LE(th + 280))) return 'thread robust_len';
+    if (!b.subarray(th + 296, th + 312).includes(0)) return 'thread comm';
   }
   for (let i = 0; i < h('siginfo_count'); i++) {
     const s = h('siginfo_offset') + i * SIZES.siginfo;
@@ -266,6 +270,7 @@ test('vector: encodePlan(buildPlan()) is byte-identical to test/vectors/plan-v1.
     assert.ok(VECTOR.subarray(o + 8, o + 224).equals(th.regs));
     assert.equal(VECTOR.readBigUInt64LE(o + 272), th.robustList);
     assert.equal(VECTOR.readBigUInt64LE(o + 288), th.clearChildTid);
+    assert.equal(VECTOR.subarray(o + 296, o + 312).toString('utf8').replace(/\0+$/, ''), th.comm);
     const x = L.xsave_offset + (i + 1) * L.xsave_size;
     assert.ok(VECTOR.subarray(x, x + L.xsave_size).equals(th.xsave), `xsave area of thread ${th.tid}`);
   });
@@ -473,7 +478,8 @@ function mutations() {
   put32('header.total_size - 8 (shorter than the sections)', H('total_size'), L.total_size - 8);
   put32('header.total_size = 71', H('total_size'), 71);
   put32('header.version = 1 (the format without threads)', H('version'), 1);
-  put32('header.version = 3', H('version'), 3);
+  put32('header.version = 2 (the format without thread names)', H('version'), 2);
+  put32('header.version = 4', H('version'), 4);
   put32('header.header_size = 64 (the v1 header)', H('header_size'), 64);
   put32('header.task_offset misaligned', H('task_offset'), L.task_offset + 4);
   put32('header.task_offset inside the header', H('task_offset'), 0);
@@ -546,6 +552,14 @@ function mutations() {
   put32('thread[0].rseq_len = 16', TH(0, 252), 16);
   put32('thread[1].rseq_len = 8192', TH(1, 252), 8192);
   put64('thread[1].rseq_abi misaligned', TH(1, 256), 0x7f1e2a1b3fe8n);
+  put64('thread[0].robust_len = 23', TH(0, 280), 23n);
+  put64('thread[1].robust_len = 0 (no robust list: accepted)', TH(1, 280), 0n);
+  put64('task.robust_len = 48', T + 3584, 48n);
+  {
+    const b = Buffer.from(VECTOR);
+    b.fill(0x41, TH(1, 296), TH(1, 312));
+    out.push({ name: 'thread[1].comm without NUL', bytes: b, touched: [...Array(16).keys()].map((k) => TH(1, 296) + k).filter((i) => b[i] !== VECTOR[i]) });
+  }
   put32('siginfo[0].tid = 0', S(0, 4), 0);
   put32('siginfo[0].tid = 9999 (no such thread)', S(0, 4), 9999);
   put32('siginfo[2].tid = -4244', S(2, 4), -4244);

@@ -136,6 +136,7 @@ export function buildPlan() {
       altstack: i ? { sp: 0x7f1e2c900000n, size: 0x4000n, flags: 0 } : { sp: 0n, size: 0n, flags: 2 },
       rseq: { abi: 0x7f1e2a0b3fe0n + BigInt(i) * 0x100000n, len: 32, sig: 0x53053053 },
       robustList: 0x7f1e2a0b3a20n + BigInt(i) * 0x100000n, robustLen: 24n, clearChildTid: 0x7f1e2a0b3a10n + BigInt(i) * 0x100000n,
+      comm: i ? 'wörker-9' : 'io',
     })),
   };
 }
