@@ -15,10 +15,17 @@
  * NUL-terminated inside it; offset 0 is the empty string.
  *
  * After the plan, the page stream: a sequence of crm_chunk headers, each
- * followed by `len` bytes for CRM_CHUNK_PAGES. CRM_CHUNK_END says the image
- * was verified completely; the restorer then reports READY on stdout and
- * waits for one command byte: 'G' (let the process run) or anything else /
- * EOF (discard it).
+ * followed by `len` bytes for CRM_CHUNK_PAGES, ended by CRM_CHUNK_END.
+ *
+ * The whole input for a process tree:
+ *   tree section (crm_tree_header | tasks[] | objects[] | strings)
+ *   for every CRM_OBJ_SHMEM object, in order: its page chunks (address =
+ *     byte offset in the object), CRM_CHUNK_END
+ *   for every live task (not zombie, not helper), in tree order: its plan,
+ *     its page chunks, CRM_CHUNK_END
+ * Once every task is complete the restorer reports READY on stdout and
+ * waits for one command byte: 'G' (let the tree run) or anything else / EOF
+ * (discard it).
  */
 #ifndef CRM_PLAN_H
 #define CRM_PLAN_H
@@ -127,7 +134,8 @@ struct crm_vma {
   uint64_t start, end, pgoff;
   uint32_t kind, prot;       /* prot: PROT_* of the final mapping */
   uint32_t vm_flags, path;   /* path: string offset (file kinds) */
-  uint32_t open_flags, pad;  /* O_RDONLY / O_RDWR for the backing file */
+  uint32_t open_flags;       /* O_RDONLY / O_RDWR for the backing file */
+  uint32_t object;           /* CRM_VMA_ANON_SHARED: id of its CRM_OBJ_SHMEM */
 };
 
 struct crm_fd {
@@ -137,7 +145,8 @@ struct crm_fd {
   uint32_t cloexec;   /* FD_CLOEXEC set */
   uint64_t pos;
   uint32_t path;      /* string offset */
-  uint32_t share_id;  /* fds with the same nonzero id share one open file */
+  uint32_t share_id;  /* fds with the same nonzero id share one open file;
+                         the id of a CRM_OBJ_FILE: shared with other tasks */
 };
 
 struct crm_siginfo {
@@ -154,5 +163,51 @@ struct crm_chunk {
   uint32_t kind;
 };
 #define CRM_CHUNK_MAX (64u << 20)
+
+/* ---- the tree section ---- */
+#define CRM_TREE_MAGIC 0x54524d43u /* "CMRT" */
+#define CRM_TREE_VERSION 1u
+#define CRM_MAX_TASKS 4096u
+#define CRM_MAX_OBJECTS 65536u
+#define CRM_TREE_MAX_SIZE (16u << 20)
+
+struct crm_tree_header {
+  uint32_t magic, version;
+  uint32_t total_size, header_size;
+  uint32_t task_count, object_count;
+  uint32_t strings_size;
+  int32_t max_fd; /* highest descriptor number of any task */
+};
+
+/* crm_tree_task.flags: what the task does while the tree is built. */
+#define CRM_TREE_SESSION_LEADER (1u << 0) /* setsid() when created */
+#define CRM_TREE_GROUP_LEADER (1u << 1)   /* setpgid(0, 0) when created */
+#define CRM_TREE_JOIN_GROUP (1u << 2)     /* setpgid(0, pgid) once every task exists */
+#define CRM_TREE_ZOMBIE (1u << 3)         /* exits with its status once the tree is built */
+#define CRM_TREE_HELPER (1u << 4)         /* holds a process group whose leader is gone; exits, reaped by its parent */
+
+/* Tasks in tree order: every task after its parent; tasks[0] is the root. */
+struct crm_tree_task {
+  int32_t pid, ppid, pgid, sid;
+  uint32_t flags, nthreads; /* nthreads: of a live task, main included */
+  int32_t exit_code;        /* zombie: exit status code, or ... */
+  int32_t exit_signal;      /* ... the signal that killed it (nonzero) */
+};
+
+enum crm_object_kind {
+  CRM_OBJ_SHMEM = 1, /* anonymous shared memory (MAP_SHARED|MAP_ANONYMOUS) */
+  CRM_OBJ_FILE = 2,  /* an open file description shared between tasks */
+};
+
+/* Objects shared between tasks: made once, before any task, inherited by all. */
+struct crm_object {
+  uint32_t id, kind;
+  uint64_t size;     /* SHMEM: bytes, page aligned */
+  uint64_t pos;      /* FILE: offset */
+  uint32_t path;     /* FILE: tree string offset */
+  uint32_t flags;    /* FILE: open flags */
+  uint32_t fd_kind;  /* FILE: enum crm_fd_kind */
+  uint32_t pad;
+};
 
 #endif

@@ -13,23 +13,22 @@
 /* Flags that only matter at open time and must not be replayed. */
 #define OPEN_ONLY_FLAGS (O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
 
-static int open_one(const struct plan *p, const struct crm_fd *f) {
-  const char *path = plan_str(p, f->path);
-  int flags = (int)f->flags & ~OPEN_ONLY_FLAGS;
-  if (f->kind == CRM_FD_PATH) flags = O_PATH | (flags & (O_NOFOLLOW | O_DIRECTORY));
-  if (f->kind == CRM_FD_DIR) flags |= O_DIRECTORY;
-  int fd = open(path, flags);
-  if (fd < 0) die_errno("cannot reopen %s as descriptor %d", path, f->fd);
-  if (f->kind != CRM_FD_PATH && f->pos) {
+int open_description(const char *path, uint32_t kind, uint32_t oflags, uint64_t pos) {
+  int flags = (int)oflags & ~OPEN_ONLY_FLAGS;
+  if (kind == CRM_FD_PATH) flags = O_PATH | (flags & (O_NOFOLLOW | O_DIRECTORY));
+  if (kind == CRM_FD_DIR) flags |= O_DIRECTORY;
+  int fd = open(path, flags | O_CLOEXEC);
+  if (fd < 0) die_errno("cannot reopen %s", path);
+  if (kind != CRM_FD_PATH && pos) {
     struct stat st;
     if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) &&
-        lseek(fd, (off_t)f->pos, SEEK_SET) < 0)
-      die_errno("cannot seek %s to %llu", path, (unsigned long long)f->pos);
+        lseek(fd, (off_t)pos, SEEK_SET) < 0)
+      die_errno("cannot seek %s to %llu", path, (unsigned long long)pos);
   }
   return fd;
 }
 
-void restore_fds(const struct plan *p) {
+void restore_fds(const struct plan *p, const struct tree *t) {
   uint32_t n = p->hdr->fd_count;
   /* share_id -> the target fd that already holds that open file */
   int *holder = calloc(n + 1, sizeof *holder);
@@ -41,10 +40,11 @@ void restore_fds(const struct plan *p) {
     int src = -1;
     for (uint32_t k = 0; f->share_id && k < nheld; k++)
       if (ids[k] == f->share_id) src = holder[k];
+    if (src < 0 && f->share_id) src = tree_object_fd(t, f->share_id); /* shared with other tasks */
     if (src >= 0) {
       if (dup2(src, f->fd) < 0) die_errno("dup2 to descriptor %d", f->fd);
     } else {
-      int fd = open_one(p, f);
+      int fd = open_description(plan_str(p, f->path), f->kind, f->flags, f->pos);
       if (fd != f->fd) {
         if (dup2(fd, f->fd) < 0) die_errno("dup2 to descriptor %d", f->fd);
         close(fd);

@@ -39,6 +39,7 @@
 #include "plan.h"
 #include "restorer.h"
 #include "sigframe.h"
+#include "tree.h"
 #include "util.h"
 
 extern const uint8_t restorer_blob_start[], restorer_blob_end[];
@@ -122,39 +123,58 @@ static void plan_specials(const struct plan *p, const struct premap *pm, struct 
   a->nspecial = 2 * nt;
 }
 
-/* The child: becomes the task, never returns. */
-static __attribute__((noreturn)) void become_task(const struct plan *p, int sync_fd, int info_fd) {
-  char c;
-  if (read(sync_fd, &c, 1) != 1) die("parent went away before tracing us");
-  close(sync_fd);
+/* Closes every descriptor except the sorted, distinct ones in keep[]. */
+static void close_all_but(const int *keep, int n) {
+  unsigned lo = 0;
+  for (int i = 0; i < n; i++) {
+    if ((unsigned)keep[i] > lo) syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
+    lo = (unsigned)keep[i] + 1;
+  }
+  syscall(SYS_close_range, lo, ~0U, 0);
+}
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+/* A task of the tree, once it is its turn: reads its plan and pages from
+ * stdin, becomes the task and jumps into the restorer blob. Never returns. */
+static __attribute__((noreturn)) void become_task(struct tree *tr, struct tree_ctl *ctl, uint32_t idx) {
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, NULL);
-
+  char err[256];
+  struct plan plan, *p = &plan;
+  if (plan_load(0, p, err, sizeof err)) die("%s", err);
   const struct crm_task *t = p->task;
-  /* Our control descriptors move above every target descriptor. */
-  int base = max_target_fd(p) + 1;
+  const struct crm_tree_task *k = &tr->tasks[idx];
+  if (t->pid != k->pid || p->hdr->thread_count + 1 != k->nthreads)
+    die("restore plan for task %d does not match the tree (task %d with %u threads)", t->pid, k->pid, k->nthreads);
+  if (max_target_fd(p) > tr->hdr->max_fd) die("restore plan of task %d has descriptors above the tree's range", t->pid);
+
+  /* Our control descriptors move above every target and shared descriptor. */
+  int base = tr->fd_base;
   int in_fd = fcntl(0, F_DUPFD_CLOEXEC, base);
   int err_fd = fcntl(2, F_DUPFD_CLOEXEC, base);
-  int inf_fd = fcntl(info_fd, F_DUPFD_CLOEXEC, base);
-  if (in_fd < 0 || err_fd < 0 || inf_fd < 0) die_errno("moving control descriptors above %d", base);
+  if (in_fd < 0 || err_fd < 0) die_errno("moving control descriptors above %d", base);
   g_err_fd = err_fd;
-  /* in_fd < err_fd < inf_fd: close everything else */
-  syscall(SYS_close_range, 0, in_fd - 1, 0);
-  if (err_fd - in_fd > 1) syscall(SYS_close_range, in_fd + 1, err_fd - 1, 0);
-  if (inf_fd - err_fd > 1) syscall(SYS_close_range, err_fd + 1, inf_fd - 1, 0);
-  syscall(SYS_close_range, inf_fd + 1, ~0U, 0);
+  uint32_t nobj = tr->hdr->object_count;
+  int *keep = calloc(nobj + 2, sizeof *keep);
+  if (!keep) die("out of memory");
+  int nkeep = 0;
+  keep[nkeep++] = in_fd;
+  keep[nkeep++] = err_fd;
+  for (uint32_t i = 0; i < nobj; i++)
+    if (tr->object_fd[i] >= 0) keep[nkeep++] = tr->object_fd[i];
+  qsort(keep, (size_t)nkeep, sizeof *keep, cmp_int);
+  close_all_but(keep, nkeep);
+  free(keep);
 
-  if (t->flags & CRM_TASK_SESSION_LEADER) {
-    if (setsid() < 0) die_errno("setsid");
-  } else if (t->flags & CRM_TASK_GROUP_LEADER) {
-    if (setpgid(0, 0) < 0) die_errno("setpgid");
-  }
   umask(t->umask);
   if (personality(t->personality) < 0) die_errno("personality(0x%x)", t->personality);
   prctl(PR_SET_NAME, t->comm, 0, 0, 0);
 
-  restore_fds(p);
+  restore_fds(p, tr);
+  for (uint32_t i = 0; i < nobj; i++)
+    if (tr->object_fd[i] >= 0) close(tr->object_fd[i]);
   const char *exe = plan_str(p, t->exe_path);
   int exe_fd = exe[0] ? open(exe, O_RDONLY | O_CLOEXEC) : -1;
   if (exe[0] && exe_fd < 0) die_errno("cannot open the executable %s", exe);
@@ -170,8 +190,11 @@ static __attribute__((noreturn)) void become_task(const struct plan *p, int sync
   }
   struct boot_layout bl = layout_boot(p, scratch_len);
   struct premap pm;
-  premap_memory(p, bl.len, &pm);
+  premap_memory(p, tr, bl.len, &pm);
   fill_pages(p, &pm, in_fd);
+  ctl->region[idx].start = pm.region_start;
+  ctl->region[idx].len = pm.region_len;
+  tree_pass_turn(ctl); /* stdin is the next task's now */
 
   uint8_t *boot = (uint8_t *)pm.boot_start;
   memcpy(boot + bl.code, restorer_blob_start, (size_t)(restorer_blob_end - restorer_blob_start));
@@ -247,9 +270,6 @@ static __attribute__((noreturn)) void become_task(const struct plan *p, int sync
   mt->sigframe_sp = build_sigframe(&main_fs, pm.boot_start + bl.frames);
 
   restore_fs_context(p);
-  uint64_t region[2] = {pm.region_start, pm.region_len};
-  if (write_full(inf_fd, region, sizeof region)) die_errno("reporting the bootstrap region");
-  close(inf_fd);
 
   uint64_t entry = pm.boot_start + bl.code;
   __asm__ volatile("mov %0, %%rsp\n\t"
@@ -261,97 +281,118 @@ static __attribute__((noreturn)) void become_task(const struct plan *p, int sync
   __builtin_unreachable();
 }
 
-/* ---- the parent half ---- */
+/* ---- the parent half: the tracer of every task ---- */
 
-static pid_t g_child;
+/* Per-thread progress of the tracer towards the end of the restore. */
+struct traced {
+  pid_t tid;
+  int phase; /* 0 running, 1 stopped by the blob, 2 entered rt_sigreturn, 3 left it; -1 exited (zombie, helper) */
+  uint64_t insn;
+  uint64_t blocked;
+  struct user_regs_struct regs;
+};
 
-/* Kills the new task and reaps every one of its threads: traced threads
- * report their exit to us, and the leader is not reaped before them. */
+static struct traced *g_traced;
+static uint32_t g_ntraced, g_cap;
+static pid_t g_root;
+
+/* Kills every task we know of (the rest die with us: PTRACE_O_EXITKILL)
+ * and reaps what we can for a moment, so their PIDs are free again. */
 static __attribute__((noreturn)) void discard(int code) {
-  if (g_child > 0) {
-    kill(g_child, SIGKILL);
-    while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR) {}
+  if (g_root > 0) kill(g_root, SIGKILL);
+  for (uint32_t i = 0; i < g_ntraced; i++)
+    if (g_traced[i].phase >= 0) kill(g_traced[i].tid, SIGKILL);
+  for (int spins = 0; spins < 1000; spins++) {
+    pid_t r = waitpid(-1, NULL, __WALL | WNOHANG);
+    if (r < 0 && errno == ECHILD) break;
+    if (r <= 0) usleep(1000);
   }
   _exit(code);
 }
 
-static int wait_child(int *st) {
+static int wait_tid(pid_t tid, int *st) {
   for (;;) {
-    pid_t r = waitpid(g_child, st, __WALL);
-    if (r == g_child) return 0;
+    pid_t r = waitpid(tid, st, __WALL);
+    if (r == tid) return 0;
     if (r < 0 && errno == EINTR) continue;
     return -1;
   }
 }
 
-static void child_ended(int st) {
-  if (WIFEXITED(st)) {
-    int code = WEXITSTATUS(st);
-    if (code >= 70) report("restorer blob failed (step %d)", code - 70);
-    _exit(1);
-  }
-  report("restored task %d was killed by signal %d before it was complete", g_child, WTERMSIG(st));
-  _exit(1);
-}
-
-/* Runs one syscall in the stopped child through the `syscall` instruction at
- * insn; the registers are restored by the caller. */
-static long inject(const struct user_regs_struct *base, uint64_t insn, long nr, long a1, long a2) {
+/* Runs one syscall in the stopped thread through the `syscall` instruction
+ * at insn; the registers are restored by the caller. */
+static long inject(pid_t tid, const struct user_regs_struct *base, uint64_t insn, long nr, long a1, long a2) {
   struct user_regs_struct r = *base;
   r.rip = insn;
   r.rax = (unsigned long long)nr;
   r.orig_rax = (unsigned long long)-1;
   r.rdi = (unsigned long long)a1;
   r.rsi = (unsigned long long)a2;
-  if (ptrace(PTRACE_SETREGS, g_child, 0, &r)) die_errno("ptrace(SETREGS)");
+  if (ptrace(PTRACE_SETREGS, tid, 0, &r)) discard((report("ptrace(SETREGS) of %d: %s", tid, strerror(errno)), 1));
   for (int i = 0; i < 2; i++) {
     int st;
-    if (ptrace(PTRACE_SYSCALL, g_child, 0, 0)) die_errno("ptrace(SYSCALL)");
-    if (wait_child(&st)) die_errno("waitpid");
-    if (!WIFSTOPPED(st)) child_ended(st);
+    if (ptrace(PTRACE_SYSCALL, tid, 0, 0)) discard((report("ptrace(SYSCALL) of %d: %s", tid, strerror(errno)), 1));
+    if (wait_tid(tid, &st)) discard((report("waitpid(%d): %s", tid, strerror(errno)), 1));
+    if (!WIFSTOPPED(st)) discard((report("restored task %d ended while it was being finished", tid), 1));
     if (WSTOPSIG(st) != (SIGTRAP | 0x80)) discard((report("unexpected stop 0x%x while finishing the restore", st), 1));
   }
-  if (ptrace(PTRACE_GETREGS, g_child, 0, &r)) die_errno("ptrace(GETREGS)");
+  if (ptrace(PTRACE_GETREGS, tid, 0, &r)) discard((report("ptrace(GETREGS) of %d: %s", tid, strerror(errno)), 1));
   return (long)r.rax;
 }
 
-/* Per-thread progress of the tracer towards the end of the restore. */
-struct traced {
-  pid_t tid;
-  int phase; /* 0 running, 1 stopped by the blob, 2 entered rt_sigreturn, 3 left it */
-  uint64_t insn;
-  uint64_t blocked;
-  struct user_regs_struct regs;
-};
-
-static struct traced *find_traced(struct traced *ts, uint32_t n, pid_t tid) {
-  for (uint32_t i = 0; i < n; i++)
-    if (ts[i].tid == tid) return &ts[i];
+static struct traced *find_traced(pid_t tid) {
+  for (uint32_t i = 0; i < g_ntraced; i++)
+    if (g_traced[i].tid == tid) return &g_traced[i];
   return NULL;
 }
 
-/* Follows every thread to the exit of its final rt_sigreturn; the registers
- * read there are the task's own. `insn` (per thread) is a `syscall`
- * instruction inside the bootstrap region: the one that raised the blob's
- * SIGSTOP. New threads are traced automatically (PTRACE_O_TRACECLONE). */
-static void wait_for_sigreturn(struct traced *ts, uint32_t n) {
-  uint32_t known = 1, done = 0;
-  ts[0].tid = g_child;
-  while (done < n) {
+/* An exit the tree plans: a zombie with its status, or a helper. */
+static int expected_exit(const struct tree *tr, pid_t tid, int st) {
+  int i = tree_find(tr, tid);
+  if (i < 0) return 0;
+  const struct crm_tree_task *k = &tr->tasks[i];
+  if (k->flags & CRM_TREE_HELPER) return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  if (!(k->flags & CRM_TREE_ZOMBIE)) return 0;
+  if (k->exit_signal) return WIFSIGNALED(st) && WTERMSIG(st) == k->exit_signal;
+  return WIFEXITED(st) && WEXITSTATUS(st) == k->exit_code;
+}
+
+static void report_exit(pid_t tid, int st) {
+  if (WIFEXITED(st) && WEXITSTATUS(st) >= 70) report("restorer blob of %d failed (step %d)", tid, WEXITSTATUS(st) - 70);
+  else if (WIFSIGNALED(st)) report("restored task %d was killed by signal %d before it was complete", tid, WTERMSIG(st));
+  else report("restored task %d ended before the tree was complete", tid);
+}
+
+/* Follows every thread of every live task to the exit of its final
+ * rt_sigreturn (the registers read there are the task's own), lets zombies
+ * and helpers exit, and lets every other stop through. `insn` (per thread)
+ * is the `syscall` instruction in the bootstrap region that raised the
+ * blob's SIGSTOP. New tasks and threads are traced automatically
+ * (PTRACE_O_TRACEFORK, PTRACE_O_TRACECLONE). */
+static void trace_tree(const struct tree *tr, struct tree_ctl *ctl, uint32_t nthreads) {
+  uint32_t done = 0;
+  while (done < nthreads || __atomic_load_n(&ctl->reaped, __ATOMIC_SEQ_CST) < tr->nexiting) {
     int st;
     pid_t tid = waitpid(-1, &st, __WALL);
     if (tid < 0) {
       if (errno == EINTR) continue;
-      die_errno("waitpid");
+      discard((report("waitpid: %s", strerror(errno)), 1));
     }
     if (!WIFSTOPPED(st)) {
-      if (tid == g_child) child_ended(st);
-      discard((report("restored thread %d ended before the task was complete", tid), 1));
+      if (expected_exit(tr, tid, st)) {
+        struct traced *gone = find_traced(tid);
+        if (gone) gone->phase = -1;
+        ctl_add(&ctl->reaped);
+        continue;
+      }
+      report_exit(tid, st);
+      discard(1);
     }
-    struct traced *t = find_traced(ts, known, tid);
+    struct traced *t = find_traced(tid);
     if (!t) {
-      if (known == n) discard((report("restored task made more threads than it had"), 1));
-      t = &ts[known++];
+      if (g_ntraced == g_cap) discard((report("restored tree made more tasks or threads than it had"), 1));
+      t = &g_traced[g_ntraced++];
+      memset(t, 0, sizeof *t);
       t->tid = tid;
     }
     int sig = WSTOPSIG(st), event = st >> 16;
@@ -359,35 +400,46 @@ static void wait_for_sigreturn(struct traced *ts, uint32_t n) {
     if (sig == (SIGTRAP | 0x80)) {
       if (t->phase == 2) {
         t->phase = 3;
-        if (ptrace(PTRACE_GETREGS, tid, 0, &t->regs)) die_errno("ptrace(GETREGS)");
+        if (ptrace(PTRACE_GETREGS, tid, 0, &t->regs)) discard((report("ptrace(GETREGS) of %d: %s", tid, strerror(errno)), 1));
         done++;
         continue; /* held here until the commit */
       }
       if (t->phase == 1) t->phase = 2;
     } else if (sig == SIGSTOP && event == 0 && t->phase == 0) {
       struct user_regs_struct r;
-      if (ptrace(PTRACE_GETREGS, tid, 0, &r)) die_errno("ptrace(GETREGS)");
+      if (ptrace(PTRACE_GETREGS, tid, 0, &r)) discard((report("ptrace(GETREGS) of %d: %s", tid, strerror(errno)), 1));
       t->insn = r.rip - 2;
       errno = 0;
       long word = ptrace(PTRACE_PEEKTEXT, tid, (void *)t->insn, 0);
-      if (errno || (word & 0xffff) != 0x050f) discard((report("restorer stopped at an unexpected place"), 1));
+      if (errno || (word & 0xffff) != 0x050f) discard((report("restorer of %d stopped at an unexpected place", tid), 1));
       t->phase = 1;
       resume = PTRACE_SYSCALL; /* suppress SIGSTOP, stop at rt_sigreturn */
     } else if (event == 0) {
-      deliver = sig; /* a signal for the task: let it through */
+      deliver = sig; /* a signal for the task (SIGCHLD of a zombie): let it through */
     }
-    if (ptrace((enum __ptrace_request)resume, tid, 0, (void *)deliver)) die_errno("ptrace(resume %d)", tid);
+    if (ptrace((enum __ptrace_request)resume, tid, 0, (void *)deliver)) discard((report("ptrace(resume %d): %s", tid, strerror(errno)), 1));
   }
 }
 
+/* Unmaps one task's premap+bootstrap region from inside it, through the
+ * blob's own syscall instruction (execution never comes back to it). */
+static void unmap_region(pid_t pid, const struct tree_ctl *ctl, uint32_t idx) {
+  struct traced *t = find_traced(pid);
+  if (!t || t->phase != 3) discard((report("task %d has no stopped main thread", pid), 1));
+  long ur = inject(pid, &t->regs, t->insn, SYS_munmap, (long)ctl->region[idx].start, (long)ctl->region[idx].len);
+  if (ur < 0) discard((report("unmapping the bootstrap region of %d: %s", pid, strerror((int)-ur)), 1));
+  if (ptrace(PTRACE_SETREGS, pid, 0, &t->regs)) discard((report("ptrace(SETREGS) of %d", pid), 1));
+}
+
 static void usage(void) {
-  fprintf(stderr, "usage: crmigrate-restore [--commit-file FILE]  (plan and pages on stdin)\n"
-                  "       crmigrate-restore --print-plan           (decode a plan on stdin)\n");
+  fprintf(stderr, "usage: crmigrate-restore [--commit-file FILE]  (tree, plans and pages on stdin)\n"
+                  "       crmigrate-restore --print-plan           (decode a plan on stdin)\n"
+                  "       crmigrate-restore --print-tree           (decode a tree section on stdin)\n");
   exit(64);
 }
 
 /* The migration agent's journal: if crmigrate went away after READY, the
- * task runs only if the journal says the migration was committed. */
+ * tree runs only if the journal says the migration was committed. */
 static int journal_says_committed(const char *path) {
   if (!path) return 0;
   FILE *f = fopen(path, "r");
@@ -401,32 +453,49 @@ static int journal_says_committed(const char *path) {
 
 int main(int argc, char **argv) {
   char err[256];
-  struct plan p;
   const char *commit_file = NULL;
-  int print = 0;
+  int print_plan = 0, print_tree = 0;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--print-plan")) print = 1;
+    if (!strcmp(argv[i], "--print-plan")) print_plan = 1;
+    else if (!strcmp(argv[i], "--print-tree")) print_tree = 1;
     else if (!strcmp(argv[i], "--commit-file") && i + 1 < argc) commit_file = argv[++i];
     else usage();
   }
-  if (plan_load(0, &p, err, sizeof err)) die("%s", err);
-  if (print) {
+  if (print_plan) {
+    struct plan p;
+    if (plan_load(0, &p, err, sizeof err)) die("%s", err);
     plan_print(&p, stdout);
     return 0;
   }
-  setvbuf(stdout, NULL, _IONBF, 0);
-  pid_t pid = p.task->pid;
-  char proc[64];
-  snprintf(proc, sizeof proc, "/proc/%d", pid);
-  struct stat st;
-  if (stat(proc, &st) == 0) {
-    report("PID %d is already in use on this host", pid);
-    return EXIT_PID_TAKEN;
+  struct tree tr;
+  if (tree_load(0, &tr, err, sizeof err)) die("%s", err);
+  if (print_tree) {
+    tree_print(&tr, stdout);
+    return 0;
   }
+  setvbuf(stdout, NULL, _IONBF, 0);
+  for (uint32_t i = 0; i < tr.hdr->task_count; i++) {
+    char proc[64];
+    struct stat st;
+    snprintf(proc, sizeof proc, "/proc/%d", tr.tasks[i].pid);
+    if (stat(proc, &st) == 0) {
+      report("PID %d is already in use on this host", tr.tasks[i].pid);
+      return EXIT_PID_TAKEN;
+    }
+  }
+  make_objects(&tr, 0);
+  struct tree_ctl *ctl = mmap(NULL, sizeof *ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (ctl == MAP_FAILED) die_errno("mapping the tree control page");
 
-  int sync[2], info[2];
-  if (pipe2(sync, O_CLOEXEC) || pipe2(info, O_CLOEXEC)) die_errno("pipe");
-  pid_t tid = pid;
+  uint32_t nthreads = 0;
+  for (uint32_t i = 0; i < tr.hdr->task_count; i++) nthreads += tr.tasks[i].nthreads;
+  g_cap = nthreads + tr.nexiting;
+  g_traced = calloc(g_cap + 1, sizeof *g_traced);
+  if (!g_traced) die("out of memory");
+
+  int sync[2];
+  if (pipe2(sync, O_CLOEXEC)) die_errno("pipe");
+  pid_t tid = tr.tasks[0].pid;
   struct clone_args ca = {0};
   ca.exit_signal = SIGCHLD;
   ca.set_tid = (uint64_t)&tid;
@@ -434,56 +503,50 @@ int main(int argc, char **argv) {
   long r = syscall(SYS_clone3, &ca, sizeof ca);
   if (r < 0) {
     if (errno == EEXIST) {
-      report("PID %d is already in use on this host", pid);
+      report("PID %d is already in use on this host", tid);
       return EXIT_PID_TAKEN;
     }
-    die_errno("clone3 with PID %d", pid);
+    die_errno("clone3 with PID %d", tid);
   }
   if (r == 0) {
+    char c;
     close(sync[1]);
-    close(info[0]);
-    become_task(&p, sync[0], info[1]);
+    if (read(sync[0], &c, 1) != 1) die("parent went away before tracing us");
+    close(sync[0]);
+    uint32_t idx = tree_build(&tr, ctl);
+    become_task(&tr, ctl, idx);
   }
-  g_child = (pid_t)r;
+  g_root = (pid_t)r;
   close(sync[0]);
-  close(info[1]);
-  if (ptrace(PTRACE_SEIZE, g_child, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE)))
-    discard((report("ptrace(SEIZE) of the new task: %s", strerror(errno)), 1));
-  if (write(sync[1], "s", 1) != 1) discard((report("cannot wake the new task"), 1));
+  long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK;
+  if (ptrace(PTRACE_SEIZE, g_root, 0, (void *)opts)) discard((report("ptrace(SEIZE) of the new root: %s", strerror(errno)), 1));
+  if (write(sync[1], "s", 1) != 1) discard((report("cannot wake the new root"), 1));
   close(sync[1]);
 
-  uint32_t nthreads = 1 + p.hdr->thread_count;
-  struct traced *ts = calloc(nthreads, sizeof *ts);
-  if (!ts) discard((report("out of memory"), 1));
-  wait_for_sigreturn(ts, nthreads);
-  uint64_t region[2];
-  if (read_full(info[0], region, sizeof region)) discard((report("the new task did not report its bootstrap region"), 1));
-  close(info[0]);
-  printf("READY %d\n", g_child);
+  trace_tree(&tr, ctl, nthreads);
+  printf("READY %d\n", g_root);
   char cmd = 0;
   if (read_full(0, &cmd, 1) != 0) cmd = journal_says_committed(commit_file) ? 'G' : 0;
   if (cmd != 'G') {
-    printf("DISCARDED %d\n", g_child);
+    printf("DISCARDED %d\n", g_root);
     discard(EXIT_DISCARDED);
   }
 
-  /* Unmap the premap+bootstrap region from inside the task, through the
-   * blob's own syscall instruction (execution never comes back to it), with
-   * every signal blocked in every thread so nothing is delivered meanwhile. */
+  /* Every signal blocked in every thread while the regions go, so nothing
+   * is delivered meanwhile; then each thread's own mask back. */
   uint64_t all = ~0ULL;
-  for (uint32_t i = 0; i < nthreads; i++) {
-    if (ptrace(PTRACE_GETSIGMASK, ts[i].tid, (void *)8, &ts[i].blocked) || ptrace(PTRACE_SETSIGMASK, ts[i].tid, (void *)8, &all))
-      discard((report("ptrace(SETSIGMASK) of thread %d: %s", ts[i].tid, strerror(errno)), 1));
+  for (uint32_t i = 0; i < g_ntraced; i++) {
+    struct traced *t = &g_traced[i];
+    if (t->phase != 3) continue;
+    if (ptrace(PTRACE_GETSIGMASK, t->tid, (void *)8, &t->blocked) || ptrace(PTRACE_SETSIGMASK, t->tid, (void *)8, &all))
+      discard((report("ptrace(SETSIGMASK) of thread %d: %s", t->tid, strerror(errno)), 1));
   }
-  long ur = inject(&ts[0].regs, ts[0].insn, SYS_munmap, (long)region[0], (long)region[1]);
-  if (ur < 0) discard((report("unmapping the bootstrap region: %s", strerror((int)-ur)), 1));
-  if (ptrace(PTRACE_SETREGS, g_child, 0, &ts[0].regs)) discard((report("ptrace(SETREGS)"), 1));
-  for (uint32_t i = 0; i < nthreads; i++) {
-    if (ptrace(PTRACE_SETSIGMASK, ts[i].tid, (void *)8, &ts[i].blocked)) discard((report("ptrace(SETSIGMASK)"), 1));
-  }
-  for (uint32_t i = 0; i < nthreads; i++) {
-    if (ptrace(PTRACE_DETACH, ts[i].tid, 0, 0)) discard((report("ptrace(DETACH) of %d: %s", ts[i].tid, strerror(errno)), 1));
-  }
-  printf("RUNNING %d\n", g_child);
+  for (uint32_t i = 0; i < tr.hdr->task_count; i++)
+    if (tree_live_index(&tr, i) >= 0) unmap_region(tr.tasks[i].pid, ctl, i);
+  for (uint32_t i = 0; i < g_ntraced; i++)
+    if (g_traced[i].phase == 3 && ptrace(PTRACE_SETSIGMASK, g_traced[i].tid, (void *)8, &g_traced[i].blocked)) discard((report("ptrace(SETSIGMASK)"), 1));
+  for (uint32_t i = 0; i < g_ntraced; i++)
+    if (g_traced[i].phase == 3 && ptrace(PTRACE_DETACH, g_traced[i].tid, 0, 0)) discard((report("ptrace(DETACH) of %d: %s", g_traced[i].tid, strerror(errno)), 1));
+  printf("RUNNING %d\n", g_root);
   return 0;
 }

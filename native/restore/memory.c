@@ -73,8 +73,25 @@ static void apply_advice(uint64_t addr, uint64_t len, uint32_t vm_flags) {
       die_errno("madvise(%d) at premap %llx", table[i].advice, (unsigned long long)addr);
 }
 
-static void map_one(const struct plan *p, const struct crm_vma *v, uint64_t at) {
+/* An anonymous shared mapping is a second view of the tree's object (made
+ * before any task, inherited): mremap with old_size 0 duplicates a shared
+ * mapping instead of moving it. */
+static void map_shared_object(const struct tree *t, const struct crm_vma *v, uint64_t at) {
+  uint64_t size = 0, len = v->end - v->start;
+  uint64_t base = tree_object_map(t, v->object, &size);
+  if (!base) die("mapping at %llx names shared memory %u, which the tree does not have", (unsigned long long)v->start, v->object);
+  if (v->pgoff * PAGE_SIZE_BYTES >= size) die("mapping at %llx lies past the end of shared memory %u", (unsigned long long)v->start, v->object);
+  void *r = mremap((void *)(base + v->pgoff * PAGE_SIZE_BYTES), 0, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)at);
+  if (r == MAP_FAILED) die_errno("mapping shared memory %u at premap %llx", v->object, (unsigned long long)at);
+  apply_advice(at, len, v->vm_flags);
+}
+
+static void map_one(const struct plan *p, const struct tree *t, const struct crm_vma *v, uint64_t at) {
   uint64_t len = v->end - v->start;
+  if (v->kind == CRM_VMA_ANON_SHARED) {
+    map_shared_object(t, v, at);
+    return;
+  }
   int flags = MAP_FIXED;
   /* Private mappings are premapped writable only if the task's mapping is
    * charged to the commit limit ("ac"): making one writable sets VM_ACCOUNT
@@ -86,10 +103,6 @@ static void map_one(const struct plan *p, const struct crm_vma *v, uint64_t at) 
   if (v->vm_flags & CRM_VM_GROWSDOWN) flags |= MAP_GROWSDOWN;
   switch (v->kind) {
     case CRM_VMA_ANON_PRIVATE: flags |= MAP_PRIVATE | MAP_ANONYMOUS; break;
-    case CRM_VMA_ANON_SHARED:
-      flags |= MAP_SHARED | MAP_ANONYMOUS;
-      prot = PROT_READ | PROT_WRITE;
-      break;
     case CRM_VMA_FILE_PRIVATE:
     case CRM_VMA_FILE_SHARED: {
       const char *path = plan_str(p, v->path);
@@ -121,7 +134,7 @@ static void map_one(const struct plan *p, const struct crm_vma *v, uint64_t at) 
   apply_advice(at, len, v->vm_flags);
 }
 
-void premap_memory(const struct plan *p, uint64_t bootstrap_len, struct premap *pm) {
+void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstrap_len, struct premap *pm) {
   static struct own_range own[4096];
   uint32_t nown = own_mappings(own, 4096);
   uint32_t nv = p->hdr->vma_count;
@@ -147,7 +160,7 @@ void premap_memory(const struct plan *p, uint64_t bootstrap_len, struct premap *
   for (uint32_t i = 0; i < nv; i++) {
     const struct crm_vma *v = &p->vmas[i];
     if (is_special(v->kind)) continue;
-    map_one(p, v, cursor);
+    map_one(p, t, v, cursor);
     pm->addr[i] = cursor;
     struct rst_move *m = &pm->moves[pm->nmoves++];
     m->from = cursor;
@@ -204,10 +217,10 @@ void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
     if (c.len == 0 || c.len > CRM_CHUNK_MAX || c.len % PAGE_SIZE_BYTES || c.addr % PAGE_SIZE_BYTES)
       die("page stream chunk at %llx has a bad length %u", (unsigned long long)c.addr, c.len);
     int i = find_vma(p, c.addr, c.len);
-    if (i < 0 || !pm->addr[i] || p->vmas[i].kind == CRM_VMA_FILE_SHARED)
-      die("page stream chunk %llx+%u lies outside any private or anonymous mapping", (unsigned long long)c.addr, c.len);
+    if (i < 0 || !pm->addr[i] || p->vmas[i].kind == CRM_VMA_FILE_SHARED || p->vmas[i].kind == CRM_VMA_ANON_SHARED)
+      die("page stream chunk %llx+%u lies outside any private mapping", (unsigned long long)c.addr, c.len);
     void *dst = (void *)(pm->addr[i] + (c.addr - p->vmas[i].start));
-    int writable = p->vmas[i].kind == CRM_VMA_ANON_SHARED || (p->vmas[i].vm_flags & CRM_VM_ACCOUNT);
+    int writable = (p->vmas[i].vm_flags & CRM_VM_ACCOUNT) != 0;
     if (!writable) {
       write_protected(&mem_fd, (uint64_t)dst, in_fd, c.len);
       continue;

@@ -4,6 +4,7 @@
 
 #include "plan.h"
 #include "restorer.h"
+#include "tree.h"
 
 struct own_range {
   uint64_t start, end;
@@ -23,7 +24,7 @@ struct premap {
 /* Reserves one region free of both our own and the target's mappings and
  * maps every target VMA in it; bootstrap_len bytes at its end are left for
  * the restorer. */
-void premap_memory(const struct plan *p, uint64_t bootstrap_len, struct premap *pm);
+void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstrap_len, struct premap *pm);
 /* Reads the page stream into the premapped memory until CRM_CHUNK_END. */
 void fill_pages(const struct plan *p, const struct premap *pm, int in_fd);
 /* Lists our own mappings, sorted. */

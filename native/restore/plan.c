@@ -105,6 +105,7 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
       FAIL("restore plan mapping %u has no file path", i);
     if (v->pgoff > (1ULL << 40)) FAIL("restore plan mapping %u has a bad file offset", i);
     if (v->open_flags != 0 && v->open_flags != 2) FAIL("restore plan mapping %u has bad open flags", i);
+    if ((v->kind == CRM_VMA_ANON_SHARED) != (v->object != 0)) FAIL("restore plan mapping %u has a bad shared memory object", i);
   }
   for (uint32_t i = 0; i < h->fd_count; i++) {
     const struct crm_fd *f = &p->fds[i];
@@ -178,9 +179,9 @@ void plan_print(const struct plan *p, FILE *out) {
   fprintf(out, "rseq abi=%llx len=%u sig=%x\n", (unsigned long long)t->rseq_abi, t->rseq_len, t->rseq_sig);
   for (uint32_t i = 0; i < p->hdr->vma_count; i++) {
     const struct crm_vma *v = &p->vmas[i];
-    fprintf(out, "vma %llx-%llx kind=%u prot=%u vm_flags=%u pgoff=%llu open_flags=%u path=%s\n",
+    fprintf(out, "vma %llx-%llx kind=%u prot=%u vm_flags=%u pgoff=%llu open_flags=%u object=%u path=%s\n",
             (unsigned long long)v->start, (unsigned long long)v->end, v->kind, v->prot, v->vm_flags,
-            (unsigned long long)v->pgoff, v->open_flags, plan_str(p, v->path));
+            (unsigned long long)v->pgoff, v->open_flags, v->object, plan_str(p, v->path));
   }
   for (uint32_t i = 0; i < p->hdr->fd_count; i++) {
     const struct crm_fd *f = &p->fds[i];

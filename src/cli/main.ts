@@ -106,8 +106,12 @@ program
     await prepareImageDir(o.dir);
     const sink = await ImageFileSink.create(o.dir);
     try {
-      const r = await dumpToSink(pid, sink, { after: o.leaveRunning ? 'continue' : 'kill', beforeRelease: () => sink.commit() });
-      process.stderr.write(`dumped process ${pid}: ${r.pages.pages} pages, ${(r.imageBytes / 1048576).toFixed(1)} MiB image, frozen ${r.frozenSeconds.toFixed(3)} s${o.leaveRunning ? '; left running' : ''}\n`);
+      // The image must be durable before the process is killed; a process
+      // that goes on needs no such wait, so it is let go first.
+      const r = await dumpToSink(pid, sink, { after: o.leaveRunning ? 'continue' : 'kill', beforeRelease: o.leaveRunning ? undefined : () => sink.commit() });
+      if (o.leaveRunning) await sink.commit();
+      const readRate = r.pages.readSeconds > 0 ? `, pages read at ${(r.pages.bytes / 1e9 / r.pages.readSeconds).toFixed(2)} GB/s` : '';
+      process.stderr.write(`dumped process ${pid}: ${r.pages.pages} pages, ${(r.imageBytes / 1048576).toFixed(1)} MiB image, frozen ${r.frozenSeconds.toFixed(3)} s${readRate}${o.leaveRunning ? '; left running' : ''}\n`);
     } catch (err) {
       await sink.discard();
       throw err;

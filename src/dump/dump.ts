@@ -2,22 +2,28 @@
 // go on. Nothing is changed in the process unless the image is complete.
 import { hostname, release as kernelRelease } from 'node:os';
 import { native } from '../native/addon.js';
-import { RecordType, IMAGE_VERSION, PAGE_SIZE, type HeaderRecord } from '../image/records.js';
+import {
+  RecordType, IMAGE_VERSION, PAGE_SIZE, type FdRecord, type HeaderRecord, type RegsRecord, type SignalsRecord, type TaskRecord,
+  type ThreadRecord, type TimersRecord, type VmaRecord,
+} from '../image/records.js';
 import { ImageWriter, type ByteSink } from '../image/stream.js';
-import { collectFds } from '../resources/files.js';
-import { collectVmas, dumpPages, type PageDumpStats } from '../resources/memory.js';
+import { assignSharing, collectFds } from '../resources/files.js';
+import { assignShmem, collectVmas, dumpPages, dumpShmemPages, emptyStats, type PageDumpStats } from '../resources/memory.js';
 import { collectRegisters, xsaveFeatures } from '../resources/registers.js';
 import { collectSignals } from '../resources/signals.js';
 import { checkTaskSupported, collectTask } from '../resources/task.js';
 import { collectTimers } from '../resources/timers.js';
 import { collectThread } from '../resources/threads.js';
+import { processRecord } from '../resources/tree.js';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { VERSION } from '../version.js';
-import { FrozenProcess } from './freeze.js';
+import { FrozenTree, type FrozenProcess } from './freeze.js';
 import { Injector } from './inject.js';
 
 export interface DumpResult {
   pid: number;
+  /** Processes in the tree, zombies included. */
+  processes: number;
   pages: PageDumpStats;
   imageBytes: number;
   frozenSeconds: number;
@@ -34,62 +40,92 @@ export interface DumpOptions {
   beforeRelease?: () => Promise<Release | void>;
 }
 
+interface CollectedTask {
+  pid: number;
+  threads: number;
+  record: {
+    task: TaskRecord; regs: RegsRecord[]; signals: SignalsRecord[]; threads: ThreadRecord[]; timers: TimersRecord;
+  };
+  vmas: VmaRecord[];
+  fds: FdRecord[];
+}
+
+/** Everything of one frozen process but its pages. */
+function collectProcess(pid: number, proc: FrozenProcess): CollectedTask {
+  checkTaskSupported(pid);
+  const task = proc.threads[0];
+  const memFd = native.openProcFile(pid, 'mem');
+  const inj = new Injector(task, memFd);
+  let record;
+  try {
+    inj.open();
+    const injectors = proc.threads.map((t, i) => (i === 0 ? inj : inj.forThread(t)));
+    record = {
+      task: collectTask(pid, inj),
+      regs: proc.threads.map((t) => collectRegisters(t)),
+      signals: proc.threads.map((t, i) => collectSignals(t, injectors[i], i === 0)),
+      threads: proc.threads.map((t, i) => collectThread(t, injectors[i])),
+      timers: collectTimers(task, inj),
+    };
+  } finally {
+    inj.close();
+    native.closeFd(memFd);
+  }
+  // after the injector's scratch page is gone
+  return { pid, threads: proc.threads.length, record, vmas: collectVmas(pid), fds: collectFds(pid) };
+}
+
 export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions): Promise<DumpResult> {
   if (!Number.isInteger(pid) || pid <= 0) throw new CrmError(`invalid PID ${pid}`, ExitCode.USAGE);
   if (pid === process.pid || pid === process.ppid) throw new CrmError(`refusing to checkpoint crmigrate itself (PID ${pid})`, ExitCode.USAGE);
   checkTaskSupported(pid);
   const t0 = process.hrtime.bigint();
-  const proc = FrozenProcess.freeze(pid);
-  const task = proc.threads[0];
+  const tree = FrozenTree.freeze(pid);
   let release: Release = 'continue';
   try {
-    // Checked again now that nothing can change under us.
-    checkTaskSupported(pid);
-    const memFd = native.openProcFile(pid, 'mem');
-    let record;
-    const inj = new Injector(task, memFd);
-    try {
-      inj.open();
-      const injectors = proc.threads.map((t, i) => (i === 0 ? inj : inj.forThread(t)));
-      record = {
-        task: collectTask(pid, inj),
-        regs: proc.threads.map((t) => collectRegisters(t)),
-        signals: proc.threads.map((t, i) => collectSignals(t, injectors[i], i === 0)),
-        threads: proc.threads.map((t, i) => collectThread(t, injectors[i])),
-        timers: collectTimers(task, inj),
-      };
-    } finally {
-      inj.close();
-      native.closeFd(memFd);
-    }
-    const vmas = collectVmas(pid);
-    const fds = collectFds(pid);
+    for (const m of tree.members) if (m.pid === process.pid) throw new CrmError(`refusing to checkpoint a tree holding crmigrate itself`, ExitCode.USAGE);
+    // Checked again (in collectProcess) now that nothing can change under us.
+    const tasks = tree.live.map((m) => collectProcess(m.pid, m.proc!));
+    const shmem = assignShmem(tasks);
+    const sharedFiles = assignSharing(tasks);
 
     const out = new ImageWriter(sink);
     await out.start();
+    const xsave = tasks[0].record.regs[0].xsave;
     const header: HeaderRecord = {
       imageVersion: IMAGE_VERSION, toolVersion: VERSION, arch: 'x86_64', kernel: kernelRelease(), hostname: hostname(),
-      pageSize: PAGE_SIZE, xsaveSize: record.regs[0].xsave.length, xcr0: xsaveFeatures(record.regs[0].xsave),
-      createdMs: BigInt(Date.now()), rootPid: pid,
+      pageSize: PAGE_SIZE, xsaveSize: xsave.length, xcr0: xsaveFeatures(xsave), createdMs: BigInt(Date.now()), rootPid: pid,
     };
     await out.record(RecordType.HEADER, header);
-    await out.record(RecordType.TASK, record.task);
-    await out.record(RecordType.TIMERS, record.timers);
-    for (let i = 0; i < proc.threads.length; i++) {
-      await out.record(RecordType.THREAD, record.threads[i]);
-      await out.record(RecordType.REGS, record.regs[i]);
-      await out.record(RecordType.SIGNALS, record.signals[i]);
+    const maxFd = new Map(tasks.map((t) => [t.pid, t.fds.length ? t.fds[t.fds.length - 1].fd : -1]));
+    for (const m of tree.members) await out.record(RecordType.PROCESS, processRecord(m, maxFd.get(m.pid) ?? -1));
+    for (const o of shmem) await out.record(RecordType.SHMEM, { id: o.id, size: o.size });
+    for (const f of sharedFiles) await out.record(RecordType.SHARED_FILE, f);
+    const pages = emptyStats();
+    for (const o of shmem) {
+      await out.record(RecordType.OBJECT_PAGES, { id: o.id });
+      await dumpShmemPages(o, out, pages);
     }
-    for (const v of vmas) await out.record(RecordType.VMA, v);
-    for (const f of fds) await out.record(RecordType.FD, f);
-    const pages = await dumpPages(pid, vmas, out);
+    for (const t of tasks) {
+      const r = t.record;
+      await out.record(RecordType.TASK, r.task);
+      await out.record(RecordType.TIMERS, r.timers);
+      for (let i = 0; i < t.threads; i++) {
+        await out.record(RecordType.THREAD, r.threads[i]);
+        await out.record(RecordType.REGS, r.regs[i]);
+        await out.record(RecordType.SIGNALS, r.signals[i]);
+      }
+      for (const v of t.vmas) await out.record(RecordType.VMA, v);
+      for (const f of t.fds) await out.record(RecordType.FD, f);
+      await dumpPages(t.pid, t.vmas, out, pages);
+    }
     await out.finish();
     release = opts.beforeRelease ? ((await opts.beforeRelease()) ?? opts.after) : opts.after;
     const frozenSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    return { pid, pages, imageBytes: out.bytesWritten, frozenSeconds };
+    return { pid, processes: tree.members.length, pages, imageBytes: out.bytesWritten, frozenSeconds };
   } finally {
-    if (release === 'kill') proc.kill();
-    else if (release === 'hold') proc.holdStopped();
-    else proc.thaw();
+    if (release === 'kill') tree.kill();
+    else if (release === 'hold') tree.holdStopped();
+    else tree.thaw();
   }
 }

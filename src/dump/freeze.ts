@@ -3,7 +3,7 @@
 import { native } from '../native/addon.js';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { readdirSync } from 'node:fs';
-import { parseStatus, procPath, readProc } from '../util/procfs.js';
+import { parseStat, parseStatus, procPath, readProc } from '../util/procfs.js';
 
 export const SYS = {
   mmap: 9, munmap: 11, rt_sigaction: 13, getitimer: 36, brk: 12, sigaltstack: 131, restart_syscall: 219,
@@ -89,6 +89,122 @@ export class FrozenProcess {
   kill(): void {
     native.killTraced(this.pid, this.threads.map((t) => t.pid));
     for (const t of this.threads) t.forget();
+  }
+}
+
+/** One process of a frozen tree: frozen with its threads, or a zombie. */
+export interface TreeMember {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  /** Live processes: every thread, frozen. */
+  proc?: FrozenProcess;
+  /** Zombies: how they ended (waitpid form split). */
+  exit?: { code: number; signal: number };
+}
+
+function statOf(pid: number): { state: string; ppid: number; pgid: number; sid: number; exitStatus: number } | null {
+  try {
+    const s = parseStat(readProc(pid, 'stat'));
+    return { state: s[3], ppid: Number(s[4]), pgid: Number(s[5]), sid: Number(s[6]), exitStatus: Number(s[52] ?? 0) };
+  } catch {
+    return null;
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  let tids: string[];
+  try {
+    tids = readdirSync(procPath(pid, 'task'));
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      out.push(...readProc(pid, `task/${tid}/children`).trim().split(/\s+/).filter(Boolean).map(Number));
+    } catch {
+      /* thread gone */
+    }
+  }
+  return out;
+}
+
+/**
+ * A process and every process below it, frozen. Children forked while the
+ * tree is being frozen are caught by listing the children of every frozen
+ * process again until nothing new appears (a frozen process forks no more).
+ * members is in tree order: the root first, every process after its parent.
+ */
+export class FrozenTree {
+  private constructor(readonly root: number, readonly members: TreeMember[]) {}
+
+  static freeze(root: number): FrozenTree {
+    const found = new Map<number, TreeMember>();
+    const add = (pid: number, isRoot: boolean): void => {
+      if (found.has(pid)) return;
+      const st = statOf(pid);
+      if (!st) {
+        if (isRoot) throw new CrmError(`no process with PID ${root}`, ExitCode.NO_PROCESS);
+        return; // exited and reaped meanwhile
+      }
+      const m: TreeMember = { pid, ppid: st.ppid, pgid: st.pgid, sid: st.sid };
+      if (st.state === 'Z' || st.state === 'X') {
+        if (isRoot) throw new CrmError(`process ${pid} is a zombie`, ExitCode.UNSUPPORTED);
+        m.exit = { code: (st.exitStatus >> 8) & 0xff, signal: st.exitStatus & 0x7f };
+      } else {
+        try {
+          m.proc = FrozenProcess.freeze(pid);
+        } catch (err) {
+          const again = statOf(pid);
+          if (isRoot || (again && again.state !== 'Z')) throw err;
+          if (!again) return;
+          m.exit = { code: (again.exitStatus >> 8) & 0xff, signal: again.exitStatus & 0x7f };
+        }
+      }
+      found.set(pid, m);
+    };
+    try {
+      add(root, true);
+      for (;;) {
+        const before = found.size;
+        for (const m of [...found.values()]) if (m.proc) for (const c of childrenOf(m.pid)) add(c, false);
+        if (found.size === before) break;
+      }
+    } catch (err) {
+      for (const m of found.values()) m.proc?.thaw();
+      throw err;
+    }
+    // ids read before the freeze may be stale; read them again now that nothing moves
+    for (const m of found.values()) {
+      const st = statOf(m.pid);
+      if (st) Object.assign(m, { ppid: st.ppid, pgid: st.pgid, sid: st.sid });
+    }
+    const order: TreeMember[] = [];
+    const visit = (m: TreeMember): void => {
+      order.push(m);
+      for (const c of [...found.values()].filter((x) => x.ppid === m.pid && x.pid !== root).sort((a, b) => a.pid - b.pid)) visit(c);
+    };
+    visit(found.get(root)!);
+    return new FrozenTree(root, order);
+  }
+
+  get live(): TreeMember[] {
+    return this.members.filter((m) => m.proc);
+  }
+
+  thaw(): void {
+    for (const m of this.members) m.proc?.thaw();
+  }
+
+  holdStopped(): void {
+    for (const m of this.members) m.proc?.holdStopped();
+  }
+
+  /** Children first, so no parent sees a child's death while it still runs. */
+  kill(): void {
+    for (const m of [...this.members].reverse()) m.proc?.kill();
   }
 }
 

@@ -1,9 +1,8 @@
 // Where an image lives in a --dir, and the byte sink/source over a file.
-import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CrmError, ExitCode } from '../util/errors.js';
-import type { ByteSink } from './stream.js';
+import { recyclingSource, type ByteSink } from './stream.js';
 
 export const IMAGE_FILE = 'image.crm';
 
@@ -30,10 +29,18 @@ export class ImageFileSink implements ByteSink {
     }
   }
 
+  /** Makes the image durable under its final name: its data, then the
+   * rename (the directory is synced too, or a crash could lose the name). */
   async commit(): Promise<void> {
-    await this.fh.sync();
+    await this.fh.datasync();
     await this.fh.close();
     await rename(join(this.dir, `${IMAGE_FILE}.partial`), join(this.dir, IMAGE_FILE));
+    const d = await open(this.dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
   }
 
   async discard(): Promise<void> {
@@ -42,12 +49,50 @@ export class ImageFileSink implements ByteSink {
   }
 }
 
+const CHUNK_BYTES = 8 << 20;
+const RING = 3;
+
+/**
+ * The image file as chunks read into RING reused buffers, the next chunk
+ * read ahead while the current one is used (so memory stays flat however
+ * large the image): a chunk is valid until the source is pulled twice more.
+ */
+async function* fileChunks(fh: FileHandle): AsyncGenerator<Buffer> {
+  const ring: Buffer[] = [];
+  const readInto = async (i: number): Promise<Buffer> => {
+    ring[i] ??= Buffer.allocUnsafeSlow(CHUNK_BYTES);
+    const b = ring[i];
+    let n = 0;
+    while (n < b.length) {
+      const { bytesRead } = await fh.read(b, n, b.length - n, null);
+      if (!bytesRead) break;
+      n += bytesRead;
+    }
+    return b.subarray(0, n);
+  };
+  let i = 0;
+  let pending: Promise<Buffer> = readInto(0);
+  try {
+    for (;;) {
+      const chunk = await pending;
+      if (!chunk.length) return;
+      i = (i + 1) % RING;
+      pending = readInto(i);
+      yield chunk;
+    }
+  } finally {
+    await pending.catch(() => undefined);
+    await fh.close();
+  }
+}
+
 export async function openImageSource(dir: string): Promise<AsyncIterable<Buffer>> {
   const path = join(dir, IMAGE_FILE);
+  let fh: FileHandle;
   try {
-    await stat(path);
+    fh = await open(path, 'r');
   } catch {
     throw new CrmError(`no image in ${dir} (${IMAGE_FILE} is missing)`, ExitCode.BAD_IMAGE);
   }
-  return createReadStream(path, { highWaterMark: 8 << 20 }) as AsyncIterable<Buffer>;
+  return recyclingSource({ [Symbol.asyncIterator]: () => fileChunks(fh) });
 }

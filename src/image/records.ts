@@ -18,6 +18,10 @@ export const RecordType = {
   FD: 7,
   PAGES: 8,
   THREAD: 9,
+  PROCESS: 10,
+  SHMEM: 11,
+  OBJECT_PAGES: 12,
+  SHARED_FILE: 13,
   TRAILER: 255,
 } as const;
 export type RecordTypeId = (typeof RecordType)[keyof typeof RecordType];
@@ -100,6 +104,7 @@ export interface VmaRecord {
   path: string; // backing file, or the special name ([vdso], [heap], [stack]...)
   openWrite: boolean; // the backing file is open for writing (shared writable mappings)
   file: FileIdentity;
+  shmId: number; // ANON_SHARED: its SHMEM object
 }
 
 export const FdKind = { FILE: 1, DIR: 2, PATH: 3 } as const;
@@ -125,6 +130,44 @@ export interface ThreadRecord {
   robustLen: bigint;
   clearChildTid: bigint;
   comm: string; // the thread's name (PR_SET_NAME), at most 15 bytes
+}
+
+/**
+ * One process of the tree, written for every task (tree order: each after
+ * its parent, the root first) before anything else of them. Zombies have no
+ * other records.
+ */
+export interface ProcessRecord {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  zombie: boolean;
+  exitCode: number; // zombie: exit status code, or
+  exitSignal: number; // the signal that killed it (nonzero)
+  tids: number[]; // live: every thread, main first
+  maxFd: number; // live: its highest descriptor number (-1: none)
+}
+
+/** Anonymous shared memory (MAP_SHARED|MAP_ANONYMOUS), once per object; its
+ * pages follow an OBJECT_PAGES record with offsets in the object as addresses. */
+export interface ShmemRecord {
+  id: number;
+  size: number;
+}
+
+export interface ObjectPagesRecord {
+  id: number;
+}
+
+/** An open file description shared by several tasks; their FD records name
+ * it by shareId. */
+export interface SharedFileRecord {
+  id: number;
+  kind: FdKindId;
+  path: string;
+  flags: number;
+  pos: bigint;
 }
 
 export interface TrailerRecord {
@@ -162,7 +205,7 @@ export const schemas: Record<Exclude<RecordTypeId, typeof RecordType.PAGES>, Sch
   ],
   [RecordType.VMA]: [
     ['start', 'addr'], ['end', 'addr'], ['kind', 'u8'], ['prot', 'u8'], ['vmFlags', 'u32'], ['pgoff', 'addr'],
-    ['path', { str: 4096 }], ['openWrite', 'bool'], ['file', { struct: fileIdentity }],
+    ['path', { str: 4096 }], ['openWrite', 'bool'], ['file', { struct: fileIdentity }], ['shmId', 'u32'],
   ],
   [RecordType.FD]: [
     ['fd', 'i32'], ['kind', 'u8'], ['path', { str: 4096 }], ['flags', 'u32'], ['pos', 'u64'], ['cloexec', 'bool'],
@@ -171,6 +214,13 @@ export const schemas: Record<Exclude<RecordTypeId, typeof RecordType.PAGES>, Sch
   [RecordType.THREAD]: [
     ['tid', 'i32'], ['rseqAbi', 'u64'], ['rseqLen', 'u32'], ['rseqSig', 'u32'], ['robustList', 'u64'], ['robustLen', 'u64'], ['clearChildTid', 'u64'], ['comm', { str: 15 }],
   ],
+  [RecordType.PROCESS]: [
+    ['pid', 'i32'], ['ppid', 'i32'], ['pgid', 'i32'], ['sid', 'i32'], ['zombie', 'bool'], ['exitCode', 'i32'], ['exitSignal', 'i32'],
+    ['tids', { list: [['id', 'i32']], max: 4097 }], ['maxFd', 'i32'],
+  ],
+  [RecordType.SHMEM]: [['id', 'u32'], ['size', 'addr']],
+  [RecordType.OBJECT_PAGES]: [['id', 'u32']],
+  [RecordType.SHARED_FILE]: [['id', 'u32'], ['kind', 'u8'], ['path', { str: 4096 }], ['flags', 'u32'], ['pos', 'u64']],
   [RecordType.TRAILER]: [['records', 'u32'], ['pages', 'u32'], ['pageBytes', 'u64'], ['chainCrc', 'u32']],
 };
 
@@ -178,7 +228,7 @@ export const recordName = (t: number): string =>
   Object.entries(RecordType).find(([, v]) => v === t)?.[0].toLowerCase() ?? `type-${t}`;
 
 // Lists of u32 ids are stored as [{id}] for the schema; flatten them here.
-const idLists = new Set(['uids', 'gids']);
+const idLists = new Set(['uids', 'gids', 'tids']);
 
 export function encodeRecord(type: Exclude<RecordTypeId, typeof RecordType.PAGES>, value: object): Buffer {
   const w = new Writer();
@@ -257,6 +307,7 @@ export function validate(type: RecordTypeId, v: Decoded): void {
       check((m.prot & ~7) === 0, `mapping at ${m.start.toString(16)} has bad protection ${m.prot}`);
       if (m.kind === VmaKind.FILE_PRIVATE || m.kind === VmaKind.FILE_SHARED)
         check(m.path.startsWith('/'), `file mapping at ${m.start.toString(16)} has no absolute path`);
+      check((m.kind === VmaKind.ANON_SHARED) === (m.shmId !== 0), `mapping at ${m.start.toString(16)} has a bad shared memory id`);
       break;
     }
     case RecordType.FD: {
@@ -274,6 +325,30 @@ export function validate(type: RecordTypeId, v: Decoded): void {
       check(!t.comm.includes('\0'), `thread ${t.tid} has an invalid name`);
       break;
     }
+    case RecordType.PROCESS: {
+      const p = v as unknown as ProcessRecord;
+      check(p.pid > 0 && p.ppid >= 0 && p.pgid > 0 && p.sid > 0, `process record ${p.pid} has invalid ids`);
+      if (p.zombie) {
+        check(p.tids.length === 0, `zombie ${p.pid} has threads`);
+        check(p.exitCode >= 0 && p.exitCode <= 255 && p.exitSignal >= 0 && p.exitSignal <= 64, `zombie ${p.pid} has an invalid exit status`);
+      } else {
+        check(p.tids.length >= 1 && p.tids[0] === p.pid, `process ${p.pid} does not list its main thread first`);
+        check(p.tids.every((t) => t > 0) && new Set(p.tids).size === p.tids.length, `process ${p.pid} has invalid thread ids`);
+        check(p.maxFd >= -1 && p.maxFd < 1 << 20, `process ${p.pid} has an invalid descriptor range`);
+      }
+      break;
+    }
+    case RecordType.SHMEM: {
+      const s = v as unknown as ShmemRecord;
+      check(s.id > 0 && s.size > 0 && pageAligned(s.size), `shared memory ${s.id} has an invalid size`);
+      break;
+    }
+    case RecordType.SHARED_FILE: {
+      const f = v as unknown as SharedFileRecord;
+      check(f.id > 0 && f.kind >= 1 && f.kind <= 3 && f.path.startsWith('/'), `shared file ${f.id} is invalid`);
+      break;
+    }
+    case RecordType.OBJECT_PAGES:
     case RecordType.TRAILER:
       break;
   }

@@ -77,52 +77,95 @@ export class ImageWriter {
   }
 }
 
-/** Pulls exact byte counts out of an async stream of chunks. */
+// How a source's chunks may be used (set with recyclingSource and
+// withTransientPages, read by readImage).
+const SOURCE_FLAGS = Symbol('crmigrate.imageSourceFlags');
+interface SourceFlags {
+  /** The source reuses its chunk buffers: a chunk stays valid only until the
+   * source has been pulled twice more. */
+  recycles?: boolean;
+  /** The consumer is done with the data of each PAGES item before it resumes
+   * the reader, which may then hand out data in buffers it reuses. */
+  transientPages?: boolean;
+}
+type FlaggedSource = AsyncIterable<Buffer> & { [SOURCE_FLAGS]?: SourceFlags };
+
+const flagsOf = (source: AsyncIterable<Buffer>): SourceFlags => (source as FlaggedSource)[SOURCE_FLAGS] ?? {};
+
+function withFlags(source: AsyncIterable<Buffer>, more: SourceFlags): AsyncIterable<Buffer> {
+  const flagged: FlaggedSource = { [Symbol.asyncIterator]: () => source[Symbol.asyncIterator]() };
+  flagged[SOURCE_FLAGS] = { ...flagsOf(source), ...more };
+  return flagged;
+}
+
+/** Marks a source that reuses its chunk buffers (see SourceFlags.recycles). */
+export const recyclingSource = (source: AsyncIterable<Buffer>): AsyncIterable<Buffer> => withFlags(source, { recycles: true });
+
+/**
+ * For a consumer of readImage that has written out (or copied) the data of a
+ * PAGES item before it asks for the next item: the reader then never
+ * allocates per record, and memory stays flat whatever the image size.
+ */
+export const withTransientPages = (source: AsyncIterable<Buffer>): AsyncIterable<Buffer> => withFlags(source, { transientPages: true });
+
+/**
+ * Pulls exact byte counts out of an async stream of chunks. It holds on to
+ * one chunk only (bytes that span chunks are copied as they arrive), so it
+ * works with sources that reuse their buffers.
+ */
 class ByteQueue {
-  private chunks: Buffer[] = [];
-  private have = 0;
+  private cur: Buffer = Buffer.alloc(0);
+  private pos = 0;
   private done = false;
   constructor(private readonly it: AsyncIterator<Buffer>) {}
 
-  private async fill(n: number): Promise<boolean> {
-    while (this.have < n && !this.done) {
+  /** Makes a chunk with unread bytes current; false at the end of the stream. */
+  private async pull(): Promise<boolean> {
+    while (this.pos >= this.cur.length) {
+      if (this.done) return false;
       const r = await this.it.next();
-      if (r.done) this.done = true;
-      else if (r.value.length) {
-        this.chunks.push(r.value);
-        this.have += r.value.length;
+      if (r.done) {
+        this.done = true;
+        return false;
       }
+      this.cur = r.value;
+      this.pos = 0;
     }
-    return this.have >= n;
+    return true;
   }
 
-  /** Resolves to null at a clean end of stream (no byte left). */
-  async read(n: number, what: string): Promise<Buffer | null> {
+  /**
+   * n bytes, or null at a clean end of stream (no byte left). The result is
+   * a view into the current chunk when the bytes lie in it (valid until the
+   * source is pulled again, unless `own`), else they are copied into
+   * into(n) or a new buffer.
+   */
+  async read(n: number, what: string, opts: { own?: boolean; into?: (n: number) => Buffer } = {}): Promise<Buffer | null> {
     if (n === 0) return Buffer.alloc(0);
-    if (!(await this.fill(n))) {
-      if (this.have === 0) return null;
-      throw new ImageError(`image truncated inside ${what} (${this.have} of ${n} bytes)`);
+    if (!(await this.pull())) return null;
+    if (this.cur.length - this.pos >= n) {
+      const view = this.cur.subarray(this.pos, this.pos + n);
+      this.pos += n;
+      return opts.own ? Buffer.from(view) : view;
     }
-    let out: Buffer;
-    const first = this.chunks[0];
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let off = 0;
-      while (off < n) {
-        const c = this.chunks[0];
-        const take = Math.min(c.length, n - off);
-        c.copy(out, off, 0, take);
-        off += take;
-        if (take === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(take);
-      }
+    const out = opts.into ? opts.into(n) : Buffer.allocUnsafe(n);
+    let off = 0;
+    while (off < n) {
+      if (!(await this.pull())) throw new ImageError(`image truncated inside ${what} (${off} of ${n} bytes)`);
+      const take = Math.min(this.cur.length - this.pos, n - off);
+      this.cur.copy(out, off, this.pos, this.pos + take);
+      this.pos += take;
+      off += take;
     }
-    this.have -= n;
     return out;
+  }
+
+  /** Lets the source go (it is not read to its end after an error). */
+  async close(): Promise<void> {
+    if (!this.done) {
+      this.done = true;
+      await this.it.return?.();
+    }
   }
 }
 
@@ -134,10 +177,26 @@ export type ImageItem =
  * Decodes and validates an image stream record by record. Every record is
  * checked (frame, checksum, schema, meaning) before it is yielded; the
  * trailer is checked last, so a consumer must not commit to anything until
- * the generator has finished without throwing.
+ * the generator has finished without throwing. The data of a PAGES item is
+ * the consumer's to keep, unless the source was wrapped in
+ * withTransientPages: then it is valid only until the generator is resumed.
  */
 export async function* readImage(source: AsyncIterable<Buffer>): AsyncGenerator<ImageItem, TrailerRecord> {
   const q = new ByteQueue(source[Symbol.asyncIterator]());
+  try {
+    return yield* readRecords(q, flagsOf(source));
+  } finally {
+    await q.close().catch(() => undefined);
+  }
+}
+
+async function* readRecords(q: ByteQueue, flags: SourceFlags): AsyncGenerator<ImageItem, TrailerRecord> {
+  // Page data: with transient pages, a view of the source's chunk or one
+  // reused buffer; otherwise a buffer the consumer may keep.
+  let scratch = Buffer.alloc(0);
+  const pageOpts = flags.transientPages
+    ? { into: (n: number): Buffer => (scratch.length >= n ? scratch : (scratch = Buffer.allocUnsafeSlow(n))).subarray(0, n) }
+    : { own: flags.recycles };
   const magic = await q.read(IMAGE_MAGIC.length, 'the magic');
   if (!magic) throw new ImageError('image is empty');
   if (!magic.equals(IMAGE_MAGIC)) throw new ImageError('not a crmigrate image (bad magic)');
@@ -146,7 +205,8 @@ export async function* readImage(source: AsyncIterable<Buffer>): AsyncGenerator<
   let pageBytes = 0n;
   let chain = 0;
   for (;;) {
-    const f = await q.read(FRAME, `the frame header of record ${records + 1}`);
+    // (own: the payload read below may pull the source past this header's chunk)
+    const f = await q.read(FRAME, `the frame header of record ${records + 1}`, { own: true });
     if (!f) throw new ImageError(`image truncated: it ends after ${records} records without a trailer`);
     const type = f.readUInt32LE(0);
     const len = f.readUInt32LE(4);
@@ -156,7 +216,7 @@ export async function* readImage(source: AsyncIterable<Buffer>): AsyncGenerator<
     if (records === 0 && type !== RecordType.HEADER) throw new ImageError('image does not start with a header record');
     const max = type === RecordType.PAGES ? PAGES_PREFIX + MAX_PAGES_RECORD : MAX_META;
     if (len > max) throw new ImageError(`${what}: length ${len} exceeds the limit of ${max}`);
-    const payload = await q.read(len, what);
+    const payload = await q.read(len, what, type === RecordType.PAGES ? pageOpts : {});
     if (!payload) throw new ImageError(`image truncated inside ${what}`);
     if (type === RecordType.PAGES) {
       if (len < PAGES_PREFIX + PAGE_SIZE || (len - PAGES_PREFIX) % PAGE_SIZE) throw new ImageError(`${what}: length ${len} is not whole pages`);

@@ -54,9 +54,53 @@ export interface PreflightRequest {
   files: PreflightFile[];
 }
 
-/** What the process needs on the destination, read from /proc without freezing it. */
+/** The processes of the tree under pid (zombies included), read from /proc. */
+function treeOf(pid: number): number[] {
+  const out: number[] = [];
+  const visit = (p: number): void => {
+    if (out.includes(p)) return;
+    out.push(p);
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      return;
+    }
+    for (const tid of tids) {
+      try {
+        for (const c of readProc(p, `task/${tid}/children`).trim().split(/\s+/).filter(Boolean)) visit(Number(c));
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  };
+  visit(pid);
+  return out;
+}
+
+/** What the process tree needs on the destination, read from /proc without freezing it. */
 export async function preflightRequest(pid: number): Promise<PreflightRequest> {
   const files = new Map<string, PreflightFile>();
+  const pids: number[] = [];
+  const uids = new Set<number>();
+  const gids = new Set<number>();
+  for (const p of treeOf(pid)) {
+    const status = parseStatus(readProc(p, 'status'));
+    const ids = (k: string): number[] => (status.get(k) ?? '').split(/\s+/).filter(Boolean).map(Number);
+    ids('Uid').forEach((u) => uids.add(u));
+    [...ids('Gid'), ...ids('Groups')].forEach((g) => gids.add(g));
+    if (status.get('State')?.startsWith('Z')) {
+      pids.push(p);
+      continue;
+    }
+    pids.push(p, ...readdirSync(`/proc/${p}/task`).map(Number).filter((tid) => tid !== p));
+    await neededFiles(p, files);
+  }
+  return { pids, uids: [...uids], gids: [...gids], files: [...files.values()] };
+}
+
+/** The files one process has mapped or open. */
+async function neededFiles(pid: number, files: Map<string, PreflightFile>): Promise<void> {
   const exe = readProcLink(pid, 'exe');
   for (const v of collectVmas(pid)) {
     if (v.kind !== VmaKind.FILE_PRIVATE && v.kind !== VmaKind.FILE_SHARED) continue;
@@ -72,10 +116,6 @@ export async function preflightRequest(pid: number): Promise<PreflightRequest> {
     if (files.has(f.path)) continue;
     files.set(f.path, { path: f.path, use: `open as descriptor ${f.fd}${f.kind === FdKind.DIR ? ' (directory)' : ''}`, size: '', mtimeNs: '', sha256: '' });
   }
-  const status = parseStatus(readProc(pid, 'status'));
-  const ids = (k: string): number[] => [...new Set((status.get(k) ?? '').split(/\s+/).filter(Boolean).map(Number))];
-  const pids = [pid, ...readdirSync(`/proc/${pid}/task`).map(Number).filter((tid) => tid !== pid)];
-  return { pids, uids: ids('Uid'), gids: [...new Set([...ids('Gid'), ...ids('Groups')])], files: [...files.values()] };
 }
 
 function idsIn(file: string): Set<number> {

@@ -39,6 +39,10 @@ export interface NativeAddon {
   sameOpenFile(pidA: number, fdA: number, pidB: number, fdB: number): boolean;
   readMem(memFd: number, addr: number | bigint, len: number): Buffer;
   crc32c(data: Uint8Array, seed?: number): number;
+  /** pipe2(O_CLOEXEC), enlarged to size bytes if allowed: [readFd, writeFd] (blocking). */
+  makePipe(size: number): [number, number];
+  /** Writes all of data to fd on a worker thread; rejects with .code (e.g. EPIPE). */
+  writeAll(fd: number, data: Uint8Array): Promise<void>;
   setChildSubreaper(): void;
   reapChildren(): ReapedChild[];
   isAlive(pid: number): boolean;

@@ -5,7 +5,7 @@
 // the same on the restoring side.
 import { readdirSync, statSync } from 'node:fs';
 import { native } from '../native/addon.js';
-import { FdKind, VmaKind, type FdKindId, type FdRecord, type FileIdentity, type VmaRecord } from '../image/records.js';
+import { FdKind, VmaKind, type FdKindId, type FdRecord, type FileIdentity, type SharedFileRecord, type VmaRecord } from '../image/records.js';
 import type { Plan } from '../restore/plan-model.js';
 import { UnsupportedError } from '../util/errors.js';
 import { parseFdinfo, procPath, readProc, readProcLink } from '../util/procfs.js';
@@ -53,19 +53,47 @@ export function collectFds(pid: number): FdRecord[] {
       cloexec: (rawFlags & O_CLOEXEC) !== 0, shareId: 0, file,
     });
   }
-  // Descriptors of one open file description (dup, dup2) get one share id.
-  let next = 1;
-  for (let i = 0; i < out.length; i++) {
-    for (let j = 0; j < i; j++) {
-      if (out[j].path !== out[i].path) continue;
-      if (native.sameOpenFile(pid, out[j].fd, pid, out[i].fd)) {
-        if (!out[j].shareId) out[j].shareId = next++;
-        out[i].shareId = out[j].shareId;
-        break;
+  return out;
+}
+
+/**
+ * Descriptors of one open file description (dup, dup2, inherited across
+ * fork) get one share id, unique in the tree (found with kcmp). Returns the
+ * descriptions used by more than one task: they are made once on restore
+ * and inherited by every task.
+ */
+export function assignSharing(tasks: { pid: number; fds: FdRecord[] }[]): SharedFileRecord[] {
+  interface Description { pid: number; fd: FdRecord; users: Set<number>; count: number; id: number }
+  const byPath = new Map<string, Description[]>();
+  const of = new Map<FdRecord, Description>();
+  for (const t of tasks) {
+    for (const f of t.fds) {
+      const candidates = byPath.get(f.path) ?? [];
+      let d = candidates.find((c) => native.sameOpenFile(c.pid, c.fd.fd, t.pid, f.fd));
+      if (!d) {
+        d = { pid: t.pid, fd: f, users: new Set(), count: 0, id: 0 };
+        candidates.push(d);
+        byPath.set(f.path, candidates);
       }
+      d.users.add(t.pid);
+      d.count++;
+      of.set(f, d);
     }
   }
-  return out;
+  let next = 1;
+  const shared: SharedFileRecord[] = [];
+  for (const t of tasks) {
+    for (const f of t.fds) {
+      const d = of.get(f)!;
+      if (d.count < 2) { f.shareId = 0; continue; }
+      if (!d.id) {
+        d.id = next++;
+        if (d.users.size > 1) shared.push({ id: d.id, kind: d.fd.kind, path: d.fd.path, flags: d.fd.flags, pos: d.fd.pos });
+      }
+      f.shareId = d.id;
+    }
+  }
+  return shared;
 }
 
 export function planFds(fds: FdRecord[], plan: Plan): void {

@@ -6,6 +6,7 @@ import { lstatSync, statSync } from 'node:fs';
 import { native } from '../native/addon.js';
 import { PAGE_SIZE, VmaKind, VmFlag, type FileIdentity, type VmaKindId, type VmaRecord } from '../image/records.js';
 import type { ImageWriter } from '../image/stream.js';
+import { pumpPages } from './page-pump.js';
 import type { Plan } from '../restore/plan-model.js';
 import { UnsupportedError } from '../util/errors.js';
 import { procPath, readProc } from '../util/procfs.js';
@@ -92,14 +93,17 @@ export function collectVmas(pid: number): VmaRecord[] {
       // map_files links carry the open mode of the mapped file
       openWrite = (lstatSync(procPath(pid, `map_files/${e.start.toString(16)}-${e.end.toString(16)}`)).mode & 0o200) !== 0;
     }
-    out.push({ start: e.start, end: e.end, kind: c.kind, prot, vmFlags, pgoff: e.offset / PAGE_SIZE, path: c.path, openWrite, file });
+    // shmId: the shmem inode for now; numbered by assignShmem
+    const shmId = c.kind === VmaKind.ANON_SHARED ? e.inode : 0;
+    if (c.kind === VmaKind.ANON_SHARED && !shmId) throw new UnsupportedError(`mapping ${e.start.toString(16)} of process ${pid} is shared memory without an inode`);
+    out.push({ start: e.start, end: e.end, kind: c.kind, prot, vmFlags, pgoff: e.offset / PAGE_SIZE, path: c.path, openWrite, file, shmId });
   }
   return out;
 }
 
-/** Does the image carry page data for this kind of mapping? */
-export const holdsPages = (kind: number): boolean =>
-  kind === VmaKind.ANON_PRIVATE || kind === VmaKind.ANON_SHARED || kind === VmaKind.FILE_PRIVATE;
+/** Does a task's own page data cover this kind of mapping? (Shared
+ * anonymous memory is stored once, with its object.) */
+export const holdsPages = (kind: number): boolean => kind === VmaKind.ANON_PRIVATE || kind === VmaKind.FILE_PRIVATE;
 
 export interface PageDumpStats {
   pages: number;
@@ -107,68 +111,100 @@ export interface PageDumpStats {
   readSeconds: number;
 }
 
-const BATCH_BYTES = 16 << 20;
+export const emptyStats = (): PageDumpStats => ({ pages: 0, bytes: 0, readSeconds: 0 });
 
 /**
- * Streams the data pages of every mapping into the image. Two buffers
- * alternate: while one is written out, the next is read on a worker thread.
+ * Streams [addr, len] ranges of one process into the image as PAGES records
+ * at imageAddr(addr) (see page-pump.ts: bounded, reused buffers; reads on
+ * worker threads run ahead of the writes).
  */
-export async function dumpPages(pid: number, vmas: VmaRecord[], out: ImageWriter): Promise<PageDumpStats> {
-  const pagemapFd = native.openProcFile(pid, 'pagemap');
+async function streamRanges(pid: number, ranges: number[], imageAddr: (addr: number) => number, out: ImageWriter, stats: PageDumpStats): Promise<void> {
+  if (!ranges.length) return;
   const memFd = native.openProcFile(pid, 'mem');
-  const stats: PageDumpStats = { pages: 0, bytes: 0, readSeconds: 0 };
   try {
-    // ranges of at most BATCH_BYTES, grouped into batches of at most BATCH_BYTES
-    const batches: number[][] = [];
-    let cur: number[] = [];
-    let curBytes = 0;
-    for (const v of vmas) {
-      if (!holdsPages(v.kind)) continue;
-      const found = native.scanPages(pagemapFd, v.start, v.end, v.kind === VmaKind.FILE_PRIVATE);
-      for (let i = 0; i < found.length; i += 2) {
-        for (let s = found[i]; s < found[i + 1]; ) {
-          const len = Math.min(found[i + 1] - s, BATCH_BYTES);
-          if (curBytes + len > BATCH_BYTES) { batches.push(cur); cur = []; curBytes = 0; }
-          cur.push(s, len);
-          curBytes += len;
-          s += len;
-        }
-      }
-    }
-    if (cur.length) batches.push(cur);
-    const buffers = [Buffer.allocUnsafe(BATCH_BYTES), Buffer.allocUnsafe(BATCH_BYTES)];
-    const read = (i: number): Promise<Uint32Array> => {
-      const t0 = process.hrtime.bigint();
-      return native.readRanges(memFd, buffers[i % 2], Float64Array.from(batches[i])).then((crcs) => {
-        stats.readSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
-        return crcs;
-      });
-    };
-    let pending = batches.length ? read(0) : null;
-    for (let i = 0; i < batches.length; i++) {
-      const crcs = await pending!;
-      pending = i + 1 < batches.length ? read(i + 1) : null;
-      const buf = buffers[i % 2];
-      let off = 0;
-      for (let k = 0; k < batches[i].length; k += 2) {
-        const len = batches[i][k + 1];
-        await out.pagesRecord(batches[i][k], buf.subarray(off, off + len), crcs[k / 2]);
-        off += len;
-        stats.pages += len / PAGE_SIZE;
-        stats.bytes += len;
-      }
-    }
+    await pumpPages(memFd, ranges, imageAddr, out, stats);
   } finally {
-    native.closeFd(pagemapFd);
     native.closeFd(memFd);
   }
+}
+
+/** Present pages of [start, end) as [addr, len] pairs. */
+function scan(pid: number, start: number, end: number, cowOnly: boolean): number[] {
+  const pagemapFd = native.openProcFile(pid, 'pagemap');
+  try {
+    const found = native.scanPages(pagemapFd, start, end, cowOnly);
+    const out: number[] = [];
+    for (let i = 0; i < found.length; i += 2) out.push(found[i], found[i + 1] - found[i]);
+    return out;
+  } finally {
+    native.closeFd(pagemapFd);
+  }
+}
+
+/** Streams the data pages of the task's own mappings into the image. */
+export async function dumpPages(pid: number, vmas: VmaRecord[], out: ImageWriter, stats = emptyStats()): Promise<PageDumpStats> {
+  const ranges: number[] = [];
+  for (const v of vmas) if (holdsPages(v.kind)) ranges.push(...scan(pid, v.start, v.end, v.kind === VmaKind.FILE_PRIVATE));
+  await streamRanges(pid, ranges, (a) => a, out, stats);
   return stats;
+}
+
+/** One anonymous shared memory object and the mappings of it in the tree. */
+export interface ShmemObject {
+  id: number;
+  size: number;
+  users: { pid: number; vma: VmaRecord }[];
+}
+
+/**
+ * Finds the shared memory objects of a tree (one per shmem inode, however
+ * many tasks map it) and numbers them; the tasks' VMA records get the ids.
+ */
+export function assignShmem(tasks: { pid: number; vmas: VmaRecord[] }[]): ShmemObject[] {
+  const byInode = new Map<number, ShmemObject>();
+  for (const t of tasks) {
+    for (const v of t.vmas) {
+      if (v.kind !== VmaKind.ANON_SHARED) continue;
+      let o = byInode.get(v.shmId);
+      if (!o) {
+        const size = Number(statSync(procPath(t.pid, `map_files/${v.start.toString(16)}-${v.end.toString(16)}`)).size);
+        o = { id: byInode.size + 1, size: Math.max(size, v.pgoff * PAGE_SIZE + (v.end - v.start)), users: [] };
+        byInode.set(v.shmId, o);
+      }
+      o.users.push({ pid: t.pid, vma: v });
+    }
+  }
+  for (const [, o] of byInode) for (const u of o.users) u.vma.shmId = o.id;
+  return [...byInode.values()];
+}
+
+/** Streams the pages of one shared memory object, each page once, with its
+ * offset in the object as the address. A page is present in the mappings of
+ * the tasks that touched it, so every mapping is scanned. */
+export async function dumpShmemPages(o: ShmemObject, out: ImageWriter, stats: PageDumpStats): Promise<void> {
+  const done = new Uint8Array(Math.ceil(o.size / PAGE_SIZE));
+  for (const { pid, vma } of o.users) {
+    const base = vma.pgoff * PAGE_SIZE;
+    const fresh: number[] = [];
+    const found = scan(pid, vma.start, vma.end, false);
+    for (let i = 0; i < found.length; i += 2) {
+      for (let a = found[i]; a < found[i] + found[i + 1]; a += PAGE_SIZE) {
+        const page = (a - vma.start + base) / PAGE_SIZE;
+        if (page >= done.length || done[page]) continue;
+        done[page] = 1;
+        const n = fresh.length;
+        if (n && fresh[n - 2] + fresh[n - 1] === a) fresh[n - 1] += PAGE_SIZE;
+        else fresh.push(a, PAGE_SIZE);
+      }
+    }
+    await streamRanges(pid, fresh, (a) => a - vma.start + base, out, stats);
+  }
 }
 
 export function planVmas(vmas: VmaRecord[], plan: Plan): void {
   plan.vmas = vmas.map((v) => ({
     start: v.start, end: v.end, pgoff: v.pgoff, kind: v.kind, prot: v.prot, vmFlags: v.vmFlags,
     path: v.kind === VmaKind.FILE_PRIVATE || v.kind === VmaKind.FILE_SHARED ? v.path : '',
-    openFlags: v.openWrite ? O_RDWR : O_RDONLY,
+    openFlags: v.openWrite ? O_RDWR : O_RDONLY, object: v.shmId,
   }));
 }

@@ -75,15 +75,12 @@ export function planTask(t: TaskRecord, plan: Plan): void {
     p.flags |= TaskFlag.RSEQ;
     p.rseq = { abi: t.rseqAbi, len: t.rseqLen, sig: t.rseqSig };
   }
-  if (t.sid === t.pid) p.flags |= TaskFlag.SESSION_LEADER;
-  else if (t.pgid === t.pid) p.flags |= TaskFlag.GROUP_LEADER;
+  // sessions and process groups are the tree's (see resources/tree.ts)
 }
 
 /** Refuses what this version cannot move, before anything is changed. */
 export function checkTaskSupported(pid: number): void {
   const status = parseStatus(readProc(pid, 'status'));
-  const children = readProc(pid, `task/${pid}/children`).trim();
-  if (children) throw new UnsupportedError(`process ${pid} has child processes (${children.split(' ').join(', ')}); process trees are not supported yet`);
   if (status.get('State')?.startsWith('Z')) throw new UnsupportedError(`process ${pid} is a zombie`);
   if (Number(status.get('Kthread') ?? '0') === 1 || readProc(pid, 'cmdline') === '' && !readProcLink(pid, 'exe'))
     throw new UnsupportedError(`process ${pid} is a kernel thread`);

@@ -1,10 +1,12 @@
 // The metadata of an image gathered from its records (everything before the
 // page data), with the checks that the set is complete and consistent.
 import {
-  RecordType, type FdRecord, type HeaderRecord, type RegsRecord, type SignalsRecord, type TaskRecord,
-  type ThreadRecord, type TimersRecord, type VmaRecord,
+  RecordType, recordName, VmaKind, type FdRecord, type HeaderRecord, type ObjectPagesRecord, type ProcessRecord, type RegsRecord,
+  type SharedFileRecord, type ShmemRecord, type SignalsRecord, type TaskRecord, type ThreadRecord, type TimersRecord, type TrailerRecord,
+  type VmaRecord,
 } from '../image/records.js';
-import type { ImageItem } from '../image/stream.js';
+import type { Decoded } from '../image/schema.js';
+import { readImage, type ImageItem } from '../image/stream.js';
 import { ImageError } from '../util/errors.js';
 
 export interface ImageMeta {
@@ -77,4 +79,116 @@ export class MetaCollector {
       if (this.fds[i].fd <= this.fds[i - 1].fd) throw new ImageError(`image descriptors are duplicated or unsorted at ${this.fds[i].fd}`);
     return { header, task, threads: this.threads, regs, signals, timers, vmas: this.vmas, fds: this.fds };
   }
+}
+
+/** The parts of a tree image, in stream order; 'pages' belong to the last
+ * 'shmem' or 'task' before them (offsets in the object, or addresses). */
+export type Section =
+  | { kind: 'tree'; header: HeaderRecord; processes: ProcessRecord[]; shmem: ShmemRecord[]; files: SharedFileRecord[] }
+  | { kind: 'shmem'; object: ShmemRecord }
+  | { kind: 'task'; meta: ImageMeta }
+  | { kind: 'pages'; addr: number; data: Buffer };
+
+/**
+ * Splits an image into its tree, its shared memory objects and its tasks,
+ * checking their order against the tree: every shared memory object once,
+ * in order; every live process once, in tree order; pages only inside an
+ * object (within its size) or a task.
+ */
+export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerator<Section, TrailerRecord> {
+  const items = readImage(source);
+  let header: HeaderRecord | undefined;
+  const processes: ProcessRecord[] = [];
+  const shmem: ShmemRecord[] = [];
+  const files: SharedFileRecord[] = [];
+  let treeDone = false;
+  let liveLeft: ProcessRecord[] = [];
+  let objectsSeen = 0;
+  // where we are: inside a shared memory object's pages, a task's records, or a task's pages
+  let object: ShmemRecord | null = null;
+  let task: MetaCollector | null = null;
+  let taskPages = false;
+  const treeSection = (): Section => {
+    if (!header) throw new ImageError('image has no header record');
+    if (!processes.length) throw new ImageError('image has no process records');
+    if (processes[0].pid !== header.rootPid) throw new ImageError('image: the first process is not the root');
+    const pids = new Set<number>();
+    for (const p of processes) {
+      if (pids.has(p.pid)) throw new ImageError(`image has process ${p.pid} twice`);
+      if (p !== processes[0] && !pids.has(p.ppid)) throw new ImageError(`image: process ${p.pid} comes before its parent ${p.ppid}`);
+      pids.add(p.pid);
+    }
+    if (processes[0].zombie) throw new ImageError('image: the root is a zombie');
+    liveLeft = processes.filter((p) => !p.zombie);
+    treeDone = true;
+    return { kind: 'tree', header, processes, shmem, files };
+  };
+  const finishTask = (c: MetaCollector): Section => {
+    const meta = c.finish();
+    const p = liveLeft.shift();
+    if (!p || p.pid !== meta.task.pid) throw new ImageError(`image: task ${meta.task.pid} is not the next process of the tree`);
+    const tids = meta.threads.map((t) => t.tid);
+    if (tids.length !== p.tids.length || tids.some((t, i) => t !== p.tids[i])) throw new ImageError(`image: the threads of task ${p.pid} differ from its process record`);
+    for (const v of meta.vmas)
+      if (v.kind === VmaKind.ANON_SHARED && !shmem.some((o) => o.id === v.shmId)) throw new ImageError(`image: mapping at ${v.start.toString(16)} names unknown shared memory ${v.shmId}`);
+    return { kind: 'task', meta };
+  };
+  let r = await items.next();
+  for (; !r.done; r = await items.next()) {
+    const item = r.value;
+    if (item.type === RecordType.PAGES) {
+      if (task) {
+        yield finishTask(task);
+        task = null;
+        taskPages = true;
+      }
+      if (!object && !taskPages) throw new ImageError('image has page data outside any task or object');
+      if (object && item.addr + item.data.length > object.size) throw new ImageError(`image: pages past the end of shared memory ${object.id}`);
+      yield { kind: 'pages', addr: item.addr, data: item.data };
+      continue;
+    }
+    const v = item.value;
+    switch (item.type) {
+      case RecordType.HEADER:
+        if (header) throw new ImageError('image has a second header record');
+        header = v as unknown as HeaderRecord;
+        break;
+      case RecordType.PROCESS:
+      case RecordType.SHMEM:
+      case RecordType.SHARED_FILE:
+        if (treeDone || !header) throw new ImageError(`image has a ${recordName(item.type)} record out of place`);
+        if (item.type === RecordType.PROCESS) processes.push(v as unknown as ProcessRecord);
+        else if (item.type === RecordType.SHMEM) shmem.push(v as unknown as ShmemRecord);
+        else files.push(v as unknown as SharedFileRecord);
+        break;
+      case RecordType.OBJECT_PAGES: {
+        if (!treeDone) yield treeSection();
+        if (task || taskPages) throw new ImageError('image has shared memory pages after a task');
+        const o = shmem[objectsSeen++];
+        if (!o || o.id !== (v as unknown as ObjectPagesRecord).id) throw new ImageError('image: shared memory pages out of order');
+        object = o;
+        yield { kind: 'shmem', object: o };
+        break;
+      }
+      case RecordType.TASK: {
+        if (!treeDone) yield treeSection();
+        if (objectsSeen !== shmem.length) throw new ImageError('image lacks the pages of a shared memory object');
+        if (task) yield finishTask(task);
+        object = null;
+        taskPages = false;
+        task = new MetaCollector();
+        task.add({ type: RecordType.HEADER, value: header as unknown as Decoded } as ImageItem);
+        task.add(item);
+        break;
+      }
+      default:
+        if (!task) throw new ImageError(`image has a ${recordName(item.type)} record outside a task`);
+        task.add(item);
+    }
+  }
+  if (!treeDone) yield treeSection();
+  if (task) yield finishTask(task);
+  if (objectsSeen !== shmem.length) throw new ImageError('image lacks the pages of a shared memory object');
+  if (liveLeft.length) throw new ImageError(`image ended before task ${liveLeft[0].pid}`);
+  return r.value;
 }

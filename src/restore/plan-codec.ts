@@ -1,6 +1,7 @@
 // Binary encoding of the restore plan, byte for byte the layout of
 // native/include/crm_plan.h (checked by the shared vector test/vectors/plan-v1.bin).
 import type { Plan } from './plan-model.js';
+import type { TreePlan } from '../resources/tree.js';
 
 export const PLAN_MAGIC = 0x504d5243;
 export const PLAN_VERSION = 3;
@@ -70,6 +71,7 @@ export function encodePlan(plan: Plan): Buffer {
     vmas.writeUInt32LE(v.vmFlags, b + 32);
     vmas.writeUInt32LE(strings.add(v.path), b + 36);
     vmas.writeUInt32LE(v.openFlags, b + 40);
+    vmas.writeUInt32LE(v.object ?? 0, b + 44);
   });
   const fds = Buffer.alloc(plan.fds.length * SIZES.fd);
   plan.fds.forEach((f, i) => {
@@ -131,4 +133,39 @@ export function chunkHeader(kind: number, addr: number, len: number): Buffer {
   b.writeUInt32LE(len, 8);
   b.writeUInt32LE(kind, 12);
   return b;
+}
+
+/** The tree section (struct crm_tree_header, crm_tree_task[], crm_object[], strings). */
+export const TREE_MAGIC = 0x54524d43;
+export const TREE_VERSION = 1;
+export const TREE_SIZES = { header: 32, task: 32, object: 40 } as const;
+
+export function encodeTree(tree: TreePlan): Buffer {
+  const strings = new StringTable();
+  const objects = Buffer.alloc(tree.objects.length * TREE_SIZES.object);
+  tree.objects.forEach((o, i) => {
+    const b = i * TREE_SIZES.object;
+    objects.writeUInt32LE(o.id, b);
+    objects.writeUInt32LE(o.kind, b + 4);
+    objects.writeBigUInt64LE(BigInt(o.size), b + 8);
+    objects.writeBigUInt64LE(o.pos, b + 16);
+    objects.writeUInt32LE(strings.add(o.path), b + 24);
+    objects.writeUInt32LE(o.flags >>> 0, b + 28);
+    objects.writeUInt32LE(o.fdKind, b + 32);
+  });
+  const tasks = Buffer.alloc(tree.tasks.length * TREE_SIZES.task);
+  tree.tasks.forEach((t, i) => {
+    const b = i * TREE_SIZES.task;
+    [t.pid, t.ppid, t.pgid, t.sid].forEach((v, k) => tasks.writeInt32LE(v, b + k * 4));
+    tasks.writeUInt32LE(t.flags, b + 16);
+    tasks.writeUInt32LE(t.nthreads, b + 20);
+    tasks.writeInt32LE(t.exitCode, b + 24);
+    tasks.writeInt32LE(t.exitSignal, b + 28);
+  });
+  const str = strings.bytes();
+  const total = TREE_SIZES.header + tasks.length + objects.length + str.length;
+  const header = Buffer.alloc(TREE_SIZES.header);
+  [TREE_MAGIC, TREE_VERSION, total, TREE_SIZES.header, tree.tasks.length, tree.objects.length, str.length].forEach((v, i) => header.writeUInt32LE(v >>> 0, i * 4));
+  header.writeInt32LE(tree.maxFd, 28);
+  return Buffer.concat([header, tasks, objects, str]);
 }

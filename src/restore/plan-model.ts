@@ -47,7 +47,7 @@ export interface PlanThread {
 }
 
 export interface PlanVma {
-  start: number; end: number; pgoff: number; kind: number; prot: number; vmFlags: number; path: string; openFlags: number;
+  start: number; end: number; pgoff: number; kind: number; prot: number; vmFlags: number; path: string; openFlags: number; object: number;
 }
 
 export interface PlanFd {

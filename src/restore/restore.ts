@@ -2,13 +2,12 @@
 // (files, PID), build the plan, run crmigrate-restore and feed it the pages.
 // The restored task is only let go once the whole stream, trailer included,
 // has been verified; any failure before that kills it.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { nativeBin } from '../native/addon.js';
-import { RecordType } from '../image/records.js';
-import { readImage, type ImageItem } from '../image/stream.js';
 import { checkFilesPresent } from '../resources/files.js';
 import { planVmas } from '../resources/memory.js';
 import { planRegisters } from '../resources/registers.js';
@@ -16,10 +15,13 @@ import { planSignals } from '../resources/signals.js';
 import { planTask } from '../resources/task.js';
 import { planTimers } from '../resources/timers.js';
 import { planThreads } from '../resources/threads.js';
+import { planTree, treePids } from '../resources/tree.js';
 import { planFds } from '../resources/files.js';
 import { CrmError, ExitCode, ImageError } from '../util/errors.js';
-import { MetaCollector, type ImageMeta } from './image-model.js';
-import { chunkHeader, CHUNK_END, CHUNK_PAGES, encodePlan } from './plan-codec.js';
+import { withTransientPages } from '../image/stream.js';
+import { RestorerInput } from './feed.js';
+import { readSections, type ImageMeta } from './image-model.js';
+import { chunkHeader, CHUNK_END, CHUNK_PAGES, encodePlan, encodeTree } from './plan-codec.js';
 import { emptyTask, type Plan } from './plan-model.js';
 
 export function buildPlan(meta: ImageMeta): Plan {
@@ -34,15 +36,18 @@ export function buildPlan(meta: ImageMeta): Plan {
   return plan;
 }
 
-/** Refuses, with every problem listed, before anything is started. */
-export function preflight(meta: ImageMeta): void {
+/** Every PID and TID the tree takes must be free here. */
+export function checkPidsFree(pids: number[], processes: Set<number>): void {
+  const taken = pids.filter((pid) => existsSync(`/proc/${pid}`));
+  if (!taken.length) return;
+  const what = taken.map((pid) => (processes.has(pid) ? `PID ${pid}` : `thread ID ${pid}`)).join(', ');
+  throw new CrmError(`cannot restore: ${what} ${taken.length > 1 ? 'are' : 'is'} already in use on this host`, ExitCode.PID_TAKEN);
+}
+
+/** Every file a task needs must be here, as it was. */
+export function checkTaskFiles(meta: ImageMeta): void {
   const problems = checkFilesPresent(meta.vmas, meta.fds);
   if (problems.length) throw new CrmError(`cannot restore: ${problems.join('; ')}`, ExitCode.MISSING_FILE);
-  const taken = meta.threads.map((t) => t.tid).filter((tid) => existsSync(`/proc/${tid}`));
-  if (taken.length) {
-    const what = taken.map((tid) => (tid === meta.task.pid ? `PID ${tid}` : `thread ID ${tid}`)).join(', ');
-    throw new CrmError(`cannot restore: ${what} ${taken.length > 1 ? 'are' : 'is'} already in use on this host`, ExitCode.PID_TAKEN);
-  }
 }
 
 export interface RestoreOptions {
@@ -61,20 +66,18 @@ export interface RestoreResult {
 
 export async function restoreFromStream(source: AsyncIterable<Buffer>, opts: RestoreOptions = {}): Promise<RestoreResult> {
   const t0 = process.hrtime.bigint();
-  const items = readImage(source);
-  const meta = new MetaCollector();
-  let first: IteratorResult<ImageItem, unknown>;
-  for (;;) {
-    first = await items.next();
-    if (first.done) throw new ImageError('image has no page data and ended early');
-    if (first.value.type === RecordType.PAGES) break;
-    meta.add(first.value);
-  }
-  const m = meta.finish();
-  preflight(m);
-  const plan = encodePlan(buildPlan(m));
+  const sections = readSections(withTransientPages(source));
+  const first = await sections.next();
+  if (first.done || first.value.kind !== 'tree') throw new ImageError('image has no process tree');
+  const tree = first.value;
+  const treePlan = planTree(tree.processes, tree.shmem, tree.files);
+  checkPidsFree(treePids(treePlan, tree.processes), new Set(treePlan.tasks.map((t) => t.pid)));
 
-  const child = spawn(nativeBin('crmigrate-restore'), opts.commitFile ? ['--commit-file', opts.commitFile] : [], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // stdin: the plan and the page stream, through a pipe of our own (feed.ts)
+  const input = new RestorerInput();
+  const child = spawn(nativeBin('crmigrate-restore'), opts.commitFile ? ['--commit-file', opts.commitFile] : [], { stdio: [input.childFd, 'pipe', 'pipe'] }) as ChildProcessByStdio<null, Readable, Readable>;
+  input.spawned();
+  child.on('close', () => input.close());
   const stderr: string[] = [];
   createInterface({ input: child.stderr }).on('line', (l) => stderr.push(l));
   const lines = createInterface({ input: child.stdout });
@@ -88,7 +91,6 @@ export async function restoreFromStream(source: AsyncIterable<Buffer>, opts: Res
       wake?.();
       resolve(exitCode);
     }));
-  child.stdin.on('error', () => undefined); // EPIPE when it dies: reported through its exit
 
   const failure = async (fallback: string): Promise<never> => {
     child.kill('SIGKILL');
@@ -99,7 +101,7 @@ export async function restoreFromStream(source: AsyncIterable<Buffer>, opts: Res
   const write = (b: Buffer): Promise<void> =>
     new Promise((resolve, reject) => {
       if (exitCode !== null) { reject(new Error('restorer exited')); return; }
-      child.stdin.write(b, (err) => (err ? reject(err) : resolve()));
+      input.write(b).then(resolve, reject); // EPIPE when it dies: reported through its exit
     });
   const nextStatus = async (): Promise<string | null> => {
     while (!status.length) {
@@ -110,21 +112,30 @@ export async function restoreFromStream(source: AsyncIterable<Buffer>, opts: Res
     return status.shift()!;
   };
 
+  // tree section, then each shared memory object's pages and each task's
+  // plan and pages, every one ended by CHUNK_END
   let pages = 0;
   try {
-    await write(plan);
-    let item: IteratorResult<ImageItem, unknown> = first;
-    while (!item.done) {
-      const v = item.value;
-      if (v.type !== RecordType.PAGES) throw new ImageError(`record type ${v.type} after the page data`);
-      await write(chunkHeader(CHUNK_PAGES, v.addr, v.data.length));
-      await write(v.data);
-      pages += v.data.length / 4096;
-      item = await items.next();
+    await write(encodeTree(treePlan));
+    let open = false;
+    for (let s = await sections.next(); !s.done; s = await sections.next()) {
+      const v = s.value;
+      if (v.kind === 'pages') {
+        await write(chunkHeader(CHUNK_PAGES, v.addr, v.data.length));
+        await write(v.data);
+        pages += v.data.length / 4096;
+        continue;
+      }
+      if (open) await write(chunkHeader(CHUNK_END, 0, 0));
+      open = true;
+      if (v.kind === 'task') {
+        checkTaskFiles(v.meta);
+        await write(encodePlan(buildPlan(v.meta)));
+      }
     }
-    await write(chunkHeader(CHUNK_END, 0, 0));
+    if (open) await write(chunkHeader(CHUNK_END, 0, 0));
   } catch (err) {
-    if (err instanceof ImageError) {
+    if (err instanceof ImageError || err instanceof CrmError) {
       child.kill('SIGKILL');
       await exited;
       throw err;
@@ -132,7 +143,7 @@ export async function restoreFromStream(source: AsyncIterable<Buffer>, opts: Res
     return failure((err as Error).message);
   }
   const ready = await nextStatus();
-  if (!ready?.startsWith('READY ')) return failure('the restorer stopped before the task was complete');
+  if (!ready?.startsWith('READY ')) return failure('the restorer stopped before the tree was complete');
   const pid = Number(ready.slice(6));
   const go = opts.commit ? await opts.commit(pid).catch(() => false) : true;
   await write(Buffer.from(go ? 'G' : 'A')).catch(() => undefined);

@@ -94,11 +94,12 @@ async function migratedAndVerified(name) {
     assertPassed(assert, p.log(), name);
   } finally {
     p.cleanup();
-    try { inDest(`kill -9 ${p.pid} 2>/dev/null; true`); } catch { /* gone */ }
+    // the whole tree: every process of its session (the root leads one)
+    try { inDest(`kill -9 ${p.pid} 2>/dev/null; pkill -9 -s ${p.pid} 2>/dev/null; true`); } catch { /* gone */ }
   }
 }
 
-for (const name of ['t_regs', 't_memory', 't_signals', 't_files', 't_syscall', 't_threads']) {
+for (const name of ['t_regs', 't_memory', 't_signals', 't_files', 't_syscall', 't_threads', 't_tree']) {
   test(`${name}: migrated to ${DEST}, every detail verified there`, () => migratedAndVerified(name));
 }
 

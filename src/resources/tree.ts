@@ -1,0 +1,87 @@
+// The process tree: which processes there are, their parents, sessions and
+// process groups, and zombies (PROCESS records); and the plan that rebuilds
+// that shape on restore: who calls setsid or setpgid when, who joins which
+// group later, and the helper processes that stand in for group leaders
+// that have exited.
+import type { TreeMember } from '../dump/freeze.js';
+import type { ProcessRecord, SharedFileRecord, ShmemRecord } from '../image/records.js';
+import { UnsupportedError } from '../util/errors.js';
+
+export function processRecord(m: TreeMember, maxFd: number): ProcessRecord {
+  return {
+    pid: m.pid, ppid: m.ppid, pgid: m.pgid, sid: m.sid, zombie: !m.proc, exitCode: m.exit?.code ?? 0, exitSignal: m.exit?.signal ?? 0,
+    tids: m.proc ? m.proc.threads.map((t) => t.pid) : [], maxFd: m.proc ? maxFd : -1,
+  };
+}
+
+// crm_tree_task.flags (native/include/crm_plan.h)
+export const TreeFlag = { SESSION_LEADER: 1, GROUP_LEADER: 2, JOIN_GROUP: 4, ZOMBIE: 8, HELPER: 16 } as const;
+export const ObjectKind = { SHMEM: 1, FILE: 2 } as const;
+
+export interface TreePlanTask {
+  pid: number; ppid: number; pgid: number; sid: number; flags: number; nthreads: number; exitCode: number; exitSignal: number;
+}
+export interface TreePlanObject {
+  id: number; kind: number; size: number; pos: bigint; path: string; flags: number; fdKind: number;
+}
+export interface TreePlan {
+  tasks: TreePlanTask[];
+  objects: TreePlanObject[];
+  maxFd: number;
+}
+
+/**
+ * Plans the rebuilding of the tree. Every task is created by its parent; a
+ * session leader calls setsid and a group leader setpgid(0, 0) right away,
+ * so its children inherit them; once every task exists, the tasks whose
+ * group is not the inherited one join it. A group whose leader has exited
+ * gets a helper process with the leader's PID that exits once the group is
+ * joined. The root's own session and group, when it leads neither, are
+ * those of the restorer (it is restored as a daemon).
+ */
+export function planTree(procs: ProcessRecord[], shmem: ShmemRecord[], files: SharedFileRecord[]): TreePlan {
+  const root = procs[0];
+  const inTree = new Set(procs.map((p) => p.pid));
+  const initial = new Map<number, { sid: number; pgid: number }>(); // what each task has right after it is created
+  const tasks: TreePlanTask[] = [];
+  const helpers = new Set<number>();
+  for (const p of procs) {
+    let flags = p.zombie ? TreeFlag.ZOMBIE : 0;
+    const parent = p === root ? { sid: root.sid, pgid: root.pgid } : initial.get(p.ppid);
+    if (!parent) throw new UnsupportedError(`process ${p.pid} comes before its parent ${p.ppid} in the image`);
+    let now = { ...parent };
+    if (p.sid === p.pid) {
+      flags |= TreeFlag.SESSION_LEADER;
+      now = { sid: p.pid, pgid: p.pid };
+    } else if (p.sid !== parent.sid) {
+      throw new UnsupportedError(`process ${p.pid} is in session ${p.sid}, which it did not get from its parent ${p.ppid}; not supported`);
+    } else if (p.pgid === p.pid) {
+      flags |= TreeFlag.GROUP_LEADER;
+      now.pgid = p.pid;
+    }
+    initial.set(p.pid, now);
+    const helpersHere: TreePlanTask[] = [];
+    if (p.pgid !== now.pgid) {
+      const outside = p.pgid === root.pgid && root.pgid !== root.pid;
+      if (outside) throw new UnsupportedError(`process ${p.pid} is in the process group of the root's parent (${p.pgid}) without inheriting it; not supported`);
+      flags |= TreeFlag.JOIN_GROUP;
+      if (!inTree.has(p.pgid) && !helpers.has(p.pgid)) {
+        helpers.add(p.pgid);
+        helpersHere.push({ pid: p.pgid, ppid: p.pid, pgid: p.pgid, sid: now.sid, flags: TreeFlag.HELPER | TreeFlag.GROUP_LEADER, nthreads: 0, exitCode: 0, exitSignal: 0 });
+      }
+    }
+    tasks.push({ pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, flags, nthreads: p.tids.length, exitCode: p.exitCode, exitSignal: p.exitSignal });
+    tasks.push(...helpersHere);
+  }
+  const objects: TreePlanObject[] = [
+    ...shmem.map((o) => ({ id: o.id, kind: ObjectKind.SHMEM, size: o.size, pos: 0n, path: '', flags: 0, fdKind: 0 })),
+    ...files.map((f) => ({ id: f.id, kind: ObjectKind.FILE, size: 0, pos: f.pos, path: f.path, flags: f.flags, fdKind: f.kind })),
+  ];
+  const maxFd = Math.max(2, ...procs.map((p) => p.maxFd));
+  return { tasks, objects, maxFd };
+}
+
+/** Every PID the restored tree takes: processes, threads and helpers. */
+export function treePids(plan: TreePlan, procs: ProcessRecord[]): number[] {
+  return [...new Set([...plan.tasks.map((t) => t.pid), ...procs.flatMap((p) => p.tids)])];
+}

@@ -1,0 +1,1483 @@
+/*
+ * t_tree: a whole process tree (sessions, process groups, a group whose
+ * leader has exited, zombies, shared anonymous memory, a shared open file
+ * description) must come back intact after checkpoint/restore, with every
+ * PID, PPID, PGID and SID unchanged.
+ *
+ * The tree built by the root R (names are also the tasks' comm, "t_tree-X";
+ * R keeps its own):
+ *
+ *   R            whatever session/group the harness gave it; blocks
+ *   |            SIGRTMIN+0; opens WORKDIR/shared.txt O_RDWR|O_CREAT|O_TRUNC
+ *   |            and writes 10 bytes (offset 10) before forking; every
+ *   |            child but B closes its copy, so R and B alone share it
+ *   +- A         setsid(): leader of a new session and group
+ *   |  +- A1     in A's session and group; shares A's 1 MiB
+ *   |  |         MAP_SHARED|MAP_ANONYMOUS region (pattern in it)
+ *   |  +- A2     setpgid(0,0): new group in A's session
+ *   |  +- A3     setpgid(0, A2): joins A2's group
+ *   +- B         setpgid(0,0): own group in R's session; inherits R's
+ *   |  |         shared.txt descriptor (same open file description)
+ *   |  +- (B1)   setpgid(0,0), then exits (code 17) and is reaped by B
+ *   |  +- B2     joined B1's group (setpgid by B2 and by B): sits in a
+ *   |            group whose leader no longer exists
+ *   +- C         stays in R's group; own open of shared.txt (O_RDONLY,
+ *      |         3 bytes read, offset 3); SIGCHLD SIG_DFL and unblocked
+ *      +- Z1     zombie: _exit(42), not reaped
+ *      +- Z2     zombie: killed by its own SIGTERM (SIG_DFL), not reaped
+ *
+ * Each task blocks SIGRTMIN+<index> (a different mask per process). All
+ * coordination goes through one MAP_SHARED|MAP_ANONYMOUS region created by
+ * R before the first fork (flags, futex words, the recorded IDs and each
+ * task's results); only R writes to stdout. While waiting, A's session
+ * (A, A1, A2, A3) sleeps in FUTEX_WAIT with a 40 ms timeout on the "go"
+ * word, B, B2 and C in 20 ms nanosleeps polling it, R in 20 ms nanosleeps
+ * polling its SIGUSR2 flag. READY is printed once every task has recorded
+ * its IDs and sits in its wait (/proc/PID/stat state S), the zombies are
+ * zombies and B1 is gone.
+ *
+ * After the trigger (SIGUSR2 to R only), R first looks at the tree from
+ * outside while everybody is still waiting: /proc/PID/stat (state S,
+ * ppid, pgrp, session) and getpgid()/getsid() of every task, the zombies'
+ * state Z and parent C, B1's PID gone but its group alive (kill(-B1, 0)),
+ * the exact members of the groups/sessions created inside the tree (by a
+ * scan of /proc), its shared.txt offset (10) and kcmp(KCMP_FILE): same
+ * description in R and B, a different one in C (skipped with a "#" line
+ * when kcmp is unavailable). Then it sets "go" and
+ * every task checks itself:
+ *   all    getpid, getppid (not R), getpgrp, getsid(0) equal to the
+ *          recorded values, /proc/self/stat ppid/pgrp/session agree,
+ *          comm, blocked mask, nothing pending, and the coordination
+ *          region in /proc/self/maps (same address/size, rw-s,
+ *          "/dev/zero (deleted)"; R checks all tasks see the same inode)
+ *   A, A1  the 1 MiB region: same address/size, rw-s, "/dev/zero
+ *          (deleted)", same inode in both, pattern intact; A1 writes a
+ *          fresh token that A must see, then A one that A1 must see
+ *   A2, A3 A's region is not mapped in them (forked before it existed)
+ *   B      its shared.txt offset is 10, writes 5 bytes, offset 15; R
+ *          then sees its own offset at 15 and the 15 bytes in the file
+ *   B2     B1's PID does not exist, its group does
+ *   C      its own shared.txt offset is still 3 after B's write, reading
+ *          on gives the rest including B's bytes; SIGCHLD is SIG_DFL, not
+ *          blocked, not pending; Z1/Z2 are zombies (state Z, parent C,
+ *          recorded pgrp/session), waitid(WNOWAIT) and then waitpid()
+ *          give exactly exit 42 / killed by SIGTERM, their /proc entries
+ *          go away, and C has no other child
+ * Then R sets "leave": A reaps A1..A3, B reaps B2 (exit status 0 each,
+ * then ECHILD), R prints everything in a fixed order (R, A, A1, A2, A3,
+ * B, B2, C; "not ok - X: did not report" for a silent task), reaps A, B
+ * and C, and SIGKILLs by PID whatever of the tree is still alive.
+ *
+ * Every wait has a bound. The wait for "go" can span a checkpoint and a
+ * migration, where CLOCK_MONOTONIC may jump, so it is bounded by counting
+ * its sleeps (10 minutes) instead; it also ends (exit 3) when R is gone.
+ * Waits after the trigger use the clock; the whole verdict comes within
+ * about 15 s even when tasks never answer.
+ *
+ * R's own group and session are whatever it was started in (the e2e
+ * harness spawns it detached, so R leads both); R, B, B2, C and the
+ * zombies are checked to still be in them after the restore.
+ */
+#include "common.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <linux/kcmp.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#define NSIG_KERNEL 64
+#define MS 1000000ULL
+#define POLL_NS (20 * MS)            /* one nanosleep step while waiting */
+#define FUTEX_POLL_NS (40 * MS)      /* one FUTEX_WAIT timeout while waiting */
+#define GO_MAX_NS (600000 * MS)      /* wait for "go": counted in steps */
+#define SETUP_TIMEOUT_NS (10000 * MS)
+#define STATE_TIMEOUT_NS (2000 * MS) /* until a task shows state S */
+#define STEP_TIMEOUT_NS (4000 * MS)  /* one handshake after the trigger */
+#define DONE_TIMEOUT_NS (8000 * MS)  /* all reports, from the trigger */
+#define LEAVE_TIMEOUT_NS (15000 * MS)
+#define CHILD_REAP_TIMEOUT_NS (3000 * MS) /* A, B reaping their children */
+#define FINISH_TIMEOUT_NS (4500 * MS)     /* R waiting for that, longer */
+#define REAP_TIMEOUT_NS (3000 * MS)
+
+#define REGION_SIZE (1UL << 20)
+#define REGION_WORDS (REGION_SIZE / sizeof(uint64_t))
+#define REGION_SEED 0xa11ce5eedULL
+#define TOKEN_SEED 0x70ce17ULL
+#define FILE_INIT "0123456789"
+#define FILE_INIT_LEN 10
+#define FILE_B "BBBBB"
+#define FILE_B_LEN 5
+#define C_READ_LEN 3
+#define Z1_CODE 42
+#define B1_CODE 17
+
+/* Exit codes of the children. */
+#define EXIT_OK 0
+#define EXIT_ORPHAN 3  /* R disappeared while we waited */
+#define EXIT_ABORT 4   /* R (or a sibling) gave up during setup */
+#define EXIT_SETUP 5   /* our own setup failed */
+#define EXIT_NOLEAVE 6 /* "leave" never came */
+
+enum { T_R, T_A, T_A1, T_A2, T_A3, T_B, T_B2, T_C, NT };
+static const char *const tname[NT] = { "R", "A", "A1", "A2", "A3", "B", "B2", "C" };
+enum { Z1, Z2, NZ };
+
+#define MAX_RESULTS 64
+struct result {
+	int ok;
+	char name[64];
+	char detail[128];
+};
+
+struct task {
+	/* recorded by the task itself during setup */
+	pid_t pid, ppid, pgid, sid;
+	uint64_t sigmask;
+	char comm[32];
+	int recorded;
+	/* handshake with R (__atomic) */
+	int waiting;  /* about to enter the wait for "go" */
+	int done;     /* checks after "go" written */
+	int finished; /* A, B, C: children reaped, results complete */
+	/* seen after the restore */
+	unsigned long coord_ino;
+	/* results, printed by R */
+	int nresults;
+	int overflow;
+	struct result results[MAX_RESULTS];
+};
+
+struct shared {
+	uint32_t go;    /* futex word: set by R after the trigger */
+	uint32_t leave; /* futex word: set by R when the reports are in */
+	uint32_t abort; /* setup failed: everybody leaves */
+	pid_t root;
+	int setup_err_set;
+	char setup_err[256];
+	struct task t[NT];
+	/* B1 (the group leader that exits) */
+	pid_t b1;
+	int b1_grouped, b1_may_exit;
+	/* zombies, recorded by C */
+	pid_t z[NZ], zpgid[NZ], zsid[NZ];
+	/* shared.txt */
+	int r_fd, c_fd;
+	int b_wrote;
+	/* A's 1 MiB region */
+	uint64_t region_addr;
+	uint64_t tok_a1, tok_a;
+	unsigned long region_ino_a1;
+	int a1_wrote, a_wrote;
+};
+
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+
+static struct shared *sh;
+static size_t g_coord_size;
+static char g_path[PATH_MAX]; /* WORKDIR/shared.txt */
+static int g_is_root = 1;
+static const char *g_self = "R";
+static uint64_t *g_region; /* A's region, in A and A1 */
+
+/* ---- small helpers ---- */
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec req = { (time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL) }, rem;
+	while (nanosleep(&req, &rem) != 0 && errno == EINTR)
+		req = rem;
+}
+
+static long futex_wait(uint32_t *w, uint32_t val, uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL) };
+	return syscall(SYS_futex, w, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+static void futex_wake_all(uint32_t *w)
+{
+	syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static uint64_t bit(int sig)
+{
+	return 1ULL << (sig - 1);
+}
+
+static uint64_t set_bits(const sigset_t *s)
+{
+	uint64_t bits = 0;
+	for (int sig = 1; sig <= NSIG_KERNEL; sig++)
+		if (sigismember(s, sig) == 1)
+			bits |= bit(sig);
+	return bits;
+}
+
+struct pstat {
+	char state;
+	pid_t ppid, pgrp, sid;
+	char comm[32];
+};
+
+/* Fields of /proc/PID/stat (pid 0: self); -1 if the process is gone. */
+static int read_stat(pid_t pid, struct pstat *ps)
+{
+	char path[64], buf[1024];
+	if (pid)
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	else
+		snprintf(path, sizeof path, "/proc/self/stat");
+	if (read_file(path, buf, sizeof buf) <= 0)
+		return -1;
+	char *l = strchr(buf, '('), *r = strrchr(buf, ')');
+	if (!l || !r || r < l)
+		return -1;
+	size_t n = (size_t)(r - l - 1);
+	if (n >= sizeof ps->comm)
+		n = sizeof ps->comm - 1;
+	memcpy(ps->comm, l + 1, n);
+	ps->comm[n] = '\0';
+	int ppid, pgrp, sid;
+	if (sscanf(r + 1, " %c %d %d %d", &ps->state, &ppid, &pgrp, &sid) != 4)
+		return -1;
+	ps->ppid = ppid;
+	ps->pgrp = pgrp;
+	ps->sid = sid;
+	return 0;
+}
+
+/* R is gone (or a zombie): a waiting child must not wait forever. */
+static int root_alive(void)
+{
+	struct pstat ps;
+	return read_stat(sh->root, &ps) == 0 && ps.state != 'Z' && ps.state != 'X';
+}
+
+struct mapinfo {
+	unsigned long start, end, ino;
+	char perms[8];
+	char path[160];
+};
+
+/* The /proc/self/maps line containing addr: 1 found, 0 none, -1 error. */
+static int find_map(unsigned long addr, struct mapinfo *mi)
+{
+	static char buf[256 * 1024];
+	if (read_file("/proc/self/maps", buf, sizeof buf) <= 0)
+		return -1;
+	for (char *line = buf; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		int off = 0;
+		if (sscanf(line, "%lx-%lx %7s %*x %*x:%*x %lu %n", &mi->start, &mi->end, mi->perms,
+			   &mi->ino, &off) >= 4 &&
+		    addr >= mi->start && addr < mi->end) {
+			snprintf(mi->path, sizeof mi->path, "%s", off ? line + off : "");
+			return 1;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return 0;
+}
+
+/* Polls an int flag every ms until non-zero (1) or the deadline (0).
+ * On abort, children _exit and R gets -1. */
+static int wait_flag(int *f, uint64_t deadline)
+{
+	for (;;) {
+		if (LOAD(f))
+			return 1;
+		if (LOAD(&sh->abort)) {
+			if (!g_is_root)
+				_exit(EXIT_ABORT);
+			return -1;
+		}
+		if (mono_ns() >= deadline)
+			return 0;
+		sleep_ns(MS);
+	}
+}
+
+/*
+ * A child's wait for a futex word (go, leave) to become non-zero, in steps
+ * of FUTEX_WAIT with a timeout or of nanosleep. max_ns bounds the time by
+ * counting steps, not by reading a clock (it may jump across a migration).
+ * Returns 1 when set, 0 after max_ns; _exits on abort or when R is gone.
+ */
+static int wait_word(uint32_t *w, int use_futex, uint64_t max_ns)
+{
+	uint64_t step = use_futex ? FUTEX_POLL_NS : POLL_NS;
+	uint64_t steps = max_ns / step;
+	for (uint64_t n = 0;; n++) {
+		if (LOAD(w))
+			return 1;
+		if (LOAD(&sh->abort))
+			_exit(EXIT_ABORT);
+		if (n % 25 == 24 && !root_alive())
+			_exit(EXIT_ORPHAN);
+		if (n >= steps)
+			return 0;
+		if (use_futex) {
+			long rc = futex_wait(w, 0, step);
+			if (rc != 0 && errno != ETIMEDOUT && errno != EAGAIN && errno != EINTR)
+				sleep_ns(step);
+		} else {
+			sleep_ns(step);
+		}
+	}
+}
+
+/* A child enters its wait for "go" (R prints READY once all are in it). */
+static int wait_go(int idx, int use_futex)
+{
+	STORE(&sh->t[idx].waiting, 1);
+	return wait_word(&sh->go, use_futex, GO_MAX_NS);
+}
+
+/* waitpid(pid) until the deadline: 1 reaped, 0 timeout, -1 error. */
+static int reap_until(pid_t pid, int *status, uint64_t deadline)
+{
+	for (;;) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (mono_ns() >= deadline)
+			return 0;
+		sleep_ns(MS);
+	}
+}
+
+static void fmt_status(char *buf, size_t size, int rc, int st)
+{
+	if (rc == 1 && WIFEXITED(st))
+		snprintf(buf, size, "exited %d", WEXITSTATUS(st));
+	else if (rc == 1 && WIFSIGNALED(st))
+		snprintf(buf, size, "killed by signal %d%s", WTERMSIG(st),
+			 WCOREDUMP(st) ? " (core)" : "");
+	else if (rc == 1)
+		snprintf(buf, size, "status %#x", st);
+	else if (rc == 0)
+		snprintf(buf, size, "not reaped before the timeout");
+	else
+		snprintf(buf, size, "waitpid failed: %s", strerror(errno));
+}
+
+/* ---- results ---- */
+
+/* Store one result of task t; R prints them. Details only when failed. */
+__attribute__((format(printf, 4, 5)))
+static int tcheck(struct task *t, int ok, const char *name, const char *fmt, ...)
+{
+	int n = t->nresults;
+	if (n >= MAX_RESULTS) {
+		t->overflow = 1;
+		return ok;
+	}
+	struct result *r = &t->results[n];
+	r->ok = ok;
+	snprintf(r->name, sizeof r->name, "%s", name);
+	r->detail[0] = '\0';
+	if (!ok) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+		va_end(ap);
+	}
+	STORE(&t->nresults, n + 1);
+	return ok;
+}
+
+static void print_results(int idx)
+{
+	struct task *t = &sh->t[idx];
+	int n = LOAD(&t->nresults);
+	for (int i = 0; i < n && i < MAX_RESULTS; i++) {
+		char what[96];
+		snprintf(what, sizeof what, "%s: %s", tname[idx], t->results[i].name);
+		check(t->results[i].ok, what, "%s", t->results[i].detail);
+	}
+	if (LOAD(&t->overflow)) {
+		char what[96];
+		snprintf(what, sizeof what, "%s: result buffer large enough", tname[idx]);
+		check(0, what, "results dropped");
+	}
+}
+
+/* ---- setup of the children ---- */
+
+/* A child's setup failed: tell R (it prints the message) and leave. */
+__attribute__((format(printf, 1, 2), noreturn))
+static void cfail(const char *fmt, ...)
+{
+	int e = errno;
+	if (__atomic_exchange_n(&sh->setup_err_set, 1, __ATOMIC_ACQ_REL) == 0) {
+		char msg[160];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof msg, fmt, ap);
+		va_end(ap);
+		snprintf(sh->setup_err, sizeof sh->setup_err, "%s: %s (errno %d %s)", g_self, msg, e,
+			 strerror(e));
+	}
+	STORE(&sh->abort, 1);
+	_exit(EXIT_SETUP);
+}
+
+/* First thing in every child: name and signal mask. */
+static void child_enter(const char *name, int idx)
+{
+	char comm[16];
+	g_is_root = 0;
+	g_self = name;
+	snprintf(comm, sizeof comm, "t_tree-%s", name);
+	prctl(PR_SET_NAME, comm, 0, 0, 0);
+	if (idx >= 0) {
+		sigset_t m;
+		sigemptyset(&m);
+		sigaddset(&m, SIGRTMIN + idx);
+		if (sigprocmask(SIG_SETMASK, &m, NULL) != 0)
+			cfail("sigprocmask");
+	}
+}
+
+/* Record the task's own IDs, mask and name (after any setsid/setpgid). */
+static void record_self(int idx)
+{
+	struct task *t = &sh->t[idx];
+	t->pid = getpid();
+	t->ppid = getppid();
+	t->pgid = getpgrp();
+	t->sid = getsid(0);
+	sigset_t cur;
+	sigprocmask(SIG_BLOCK, NULL, &cur);
+	t->sigmask = set_bits(&cur);
+	char comm[32] = "";
+	if (read_file("/proc/self/comm", comm, sizeof comm) > 0)
+		comm[strcspn(comm, "\n")] = '\0';
+	snprintf(t->comm, sizeof t->comm, "%s", comm);
+	STORE(&t->recorded, 1);
+}
+
+static void wait_recorded(int idx)
+{
+	if (wait_flag(&sh->t[idx].recorded, mono_ns() + SETUP_TIMEOUT_NS) != 1)
+		cfail("%s did not record its IDs", tname[idx]);
+}
+
+/* ---- checks every task makes on itself after "go" ---- */
+
+static void check_identity(int idx)
+{
+	struct task *t = &sh->t[idx];
+	pid_t v = getpid();
+	tcheck(t, v == t->pid, "getpid() unchanged", "recorded %d, got %d", t->pid, v);
+	if (idx != T_R) {
+		v = getppid();
+		tcheck(t, v == t->ppid, "getppid() unchanged", "recorded %d, got %d", t->ppid, v);
+	}
+	v = getpgrp();
+	tcheck(t, v == t->pgid, "getpgrp() unchanged", "recorded %d, got %d", t->pgid, v);
+	v = getsid(0);
+	tcheck(t, v == t->sid, "getsid(0) unchanged", "recorded %d, got %d", t->sid, v);
+
+	struct pstat ps;
+	int rc = read_stat(0, &ps);
+	tcheck(t, rc == 0 && ps.pgrp == t->pgid && ps.sid == t->sid,
+	       "/proc/self/stat pgrp and session agree",
+	       "read rc %d, pgrp %d session %d, recorded %d %d", rc, rc ? 0 : ps.pgrp,
+	       rc ? 0 : ps.sid, t->pgid, t->sid);
+	if (idx != T_R)
+		tcheck(t, rc == 0 && ps.ppid == t->ppid, "/proc/self/stat ppid agrees",
+		       "read rc %d, ppid %d, recorded %d", rc, rc ? 0 : ps.ppid, t->ppid);
+
+	char comm[32] = "";
+	if (read_file("/proc/self/comm", comm, sizeof comm) > 0)
+		comm[strcspn(comm, "\n")] = '\0';
+	tcheck(t, strcmp(comm, t->comm) == 0, "name (/proc/self/comm) unchanged",
+	       "recorded '%s', got '%s'", t->comm, comm);
+
+	sigset_t cur;
+	sigprocmask(SIG_BLOCK, NULL, &cur);
+	uint64_t m = set_bits(&cur);
+	tcheck(t, m == t->sigmask, "blocked signal mask unchanged", "recorded %#llx, got %#llx",
+	       (unsigned long long)t->sigmask, (unsigned long long)m);
+	sigpending(&cur);
+	m = set_bits(&cur);
+	tcheck(t, m == 0, "no signal pending", "pending %#llx", (unsigned long long)m);
+
+	struct mapinfo mi;
+	unsigned long a = (unsigned long)sh;
+	rc = find_map(a, &mi);
+	tcheck(t, rc == 1 && mi.start == a && mi.end - mi.start == g_coord_size,
+	       "coordination region at the same address and size",
+	       "rc %d, %#lx-%#lx, expected %#lx-%#lx", rc, rc == 1 ? mi.start : 0,
+	       rc == 1 ? mi.end : 0, a, a + (unsigned long)g_coord_size);
+	tcheck(t, rc == 1 && strcmp(mi.perms, "rw-s") == 0 &&
+		  strcmp(mi.path, "/dev/zero (deleted)") == 0,
+	       "coordination region rw-s /dev/zero (deleted) in maps", "'%s' '%s'",
+	       rc == 1 ? mi.perms : "", rc == 1 ? mi.path : "");
+	t->coord_ino = rc == 1 ? mi.ino : 0;
+}
+
+/* A and A1: the 1 MiB region. Returns 1 if it is mapped (usable). */
+static int check_region(struct task *t, unsigned long *ino)
+{
+	struct mapinfo mi;
+	unsigned long a = (unsigned long)sh->region_addr;
+	int rc = find_map(a, &mi);
+	int whole = rc == 1 && mi.start <= a && mi.end >= a + REGION_SIZE;
+	tcheck(t, rc == 1 && mi.start == a && mi.end - mi.start == REGION_SIZE,
+	       "1 MiB region at the same address and size",
+	       "rc %d, %#lx-%#lx, expected %#lx-%#lx", rc, rc == 1 ? mi.start : 0,
+	       rc == 1 ? mi.end : 0, a, a + REGION_SIZE);
+	tcheck(t, rc == 1 && strcmp(mi.perms, "rw-s") == 0, "1 MiB region mapped rw-s (shared)",
+	       "perms '%s'", rc == 1 ? mi.perms : "");
+	tcheck(t, rc == 1 && strcmp(mi.path, "/dev/zero (deleted)") == 0,
+	       "1 MiB region shows as /dev/zero (deleted)", "path '%s'", rc == 1 ? mi.path : "");
+	*ino = rc == 1 ? mi.ino : 0;
+	tcheck(t, rc == 1 && mi.ino != t->coord_ino, "1 MiB region not the coordination region",
+	       "both inode %lu", *ino);
+	if (!whole) {
+		tcheck(t, 0, "1 MiB region pattern intact", "skipped: region not mapped");
+		return 0;
+	}
+	long bad = -1;
+	for (size_t i = 2; i < REGION_WORDS; i++)
+		if (g_region[i] != pattern64(REGION_SEED, i)) {
+			bad = (long)i;
+			break;
+		}
+	tcheck(t, bad < 0, "1 MiB region pattern intact", "word %ld is %#llx, expected %#llx", bad,
+	       bad < 0 ? 0ULL : (unsigned long long)g_region[bad],
+	       bad < 0 ? 0ULL : (unsigned long long)pattern64(REGION_SEED, (uint64_t)bad));
+	return 1;
+}
+
+static uint64_t fresh_token(void)
+{
+	return pattern64(TOKEN_SEED ^ mono_ns(), (uint64_t)getpid()) | 1;
+}
+
+/* Leaves of the tree: wait for "leave", exit. */
+__attribute__((noreturn))
+static void leaf_leave(int use_futex)
+{
+	_exit(wait_word(&sh->leave, use_futex, LEAVE_TIMEOUT_NS) ? EXIT_OK : EXIT_NOLEAVE);
+}
+
+/* A, B: reap the listed children (exit 0 each), then no child left. */
+static void reap_children(struct task *t, const int *idx, int n)
+{
+	uint64_t deadline = mono_ns() + CHILD_REAP_TIMEOUT_NS;
+	for (int i = 0; i < n; i++) {
+		int st = 0;
+		int rc = reap_until(sh->t[idx[i]].pid, &st, deadline);
+		char what[64], how[64];
+		snprintf(what, sizeof what, "%s exited 0 and was reaped", tname[idx[i]]);
+		fmt_status(how, sizeof how, rc, st);
+		tcheck(t, rc == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, what, "%s", how);
+	}
+	errno = 0;
+	pid_t r = waitpid(-1, NULL, WNOHANG);
+	tcheck(t, r < 0 && errno == ECHILD, "no other child left", "waitpid(-1) returned %d (%s)",
+	       (int)r, strerror(errno));
+}
+
+/* ---- A's session ---- */
+
+__attribute__((noreturn))
+static void run_a1(void)
+{
+	child_enter("A1", T_A1);
+	record_self(T_A1);
+	struct task *t = &sh->t[T_A1];
+	if (!wait_go(T_A1, 1))
+		_exit(EXIT_ORPHAN);
+
+	check_identity(T_A1);
+	unsigned long ino = 0;
+	if (check_region(t, &ino)) {
+		tcheck(t, g_region[0] == 0 && g_region[1] == 0,
+		       "token words still zero before the exchange", "%#llx %#llx",
+		       (unsigned long long)g_region[0], (unsigned long long)g_region[1]);
+		uint64_t tok = fresh_token();
+		sh->tok_a1 = tok;
+		sh->region_ino_a1 = ino;
+		STORE(&g_region[0], tok);
+		STORE(&sh->a1_wrote, 1);
+		if (wait_flag(&sh->a_wrote, mono_ns() + STEP_TIMEOUT_NS) == 1) {
+			uint64_t got = LOAD(&g_region[1]);
+			tcheck(t, got == sh->tok_a, "sees the token A wrote into the region",
+			       "word 1 is %#llx, A wrote %#llx", (unsigned long long)got,
+			       (unsigned long long)sh->tok_a);
+		} else {
+			tcheck(t, 0, "sees the token A wrote into the region",
+			       "A did not write it before the timeout");
+		}
+	}
+	STORE(&t->done, 1);
+	leaf_leave(1);
+}
+
+/* A2 and A3: A's region must not be mapped here. */
+static void check_no_region(struct task *t)
+{
+	struct mapinfo mi;
+	int rc = find_map((unsigned long)sh->region_addr, &mi);
+	tcheck(t, rc == 0, "A's 1 MiB region not mapped here (forked before it)",
+	       "rc %d, %#lx-%#lx %s %s", rc, rc == 1 ? mi.start : 0, rc == 1 ? mi.end : 0,
+	       rc == 1 ? mi.perms : "", rc == 1 ? mi.path : "");
+}
+
+__attribute__((noreturn))
+static void run_a2(void)
+{
+	child_enter("A2", T_A2);
+	if (setpgid(0, 0) != 0)
+		cfail("setpgid(0, 0)");
+	record_self(T_A2);
+	if (!wait_go(T_A2, 1))
+		_exit(EXIT_ORPHAN);
+	check_identity(T_A2);
+	check_no_region(&sh->t[T_A2]);
+	STORE(&sh->t[T_A2].done, 1);
+	leaf_leave(1);
+}
+
+__attribute__((noreturn))
+static void run_a3(void)
+{
+	child_enter("A3", T_A3);
+	if (setpgid(0, sh->t[T_A2].pid) != 0)
+		cfail("setpgid(0, A2=%d)", sh->t[T_A2].pid);
+	record_self(T_A3);
+	if (!wait_go(T_A3, 1))
+		_exit(EXIT_ORPHAN);
+	check_identity(T_A3);
+	check_no_region(&sh->t[T_A3]);
+	STORE(&sh->t[T_A3].done, 1);
+	leaf_leave(1);
+}
+
+__attribute__((noreturn))
+static void run_a(void)
+{
+	child_enter("A", T_A);
+	close(sh->r_fd); /* R's description is shared with B only */
+	if (setsid() < 0)
+		cfail("setsid");
+	record_self(T_A);
+
+	pid_t p = fork();
+	if (p < 0)
+		cfail("fork A2");
+	if (p == 0)
+		run_a2();
+	wait_recorded(T_A2);
+	p = fork();
+	if (p < 0)
+		cfail("fork A3");
+	if (p == 0)
+		run_a3();
+	wait_recorded(T_A3);
+
+	void *reg = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+			 0);
+	if (reg == MAP_FAILED)
+		cfail("mmap 1 MiB shared");
+	g_region = reg;
+	g_region[0] = g_region[1] = 0; /* token words */
+	for (size_t i = 2; i < REGION_WORDS; i++)
+		g_region[i] = pattern64(REGION_SEED, i);
+	sh->region_addr = (uint64_t)(uintptr_t)reg;
+	p = fork();
+	if (p < 0)
+		cfail("fork A1");
+	if (p == 0)
+		run_a1();
+	wait_recorded(T_A1);
+
+	struct task *t = &sh->t[T_A];
+	if (!wait_go(T_A, 1))
+		_exit(EXIT_ORPHAN);
+
+	check_identity(T_A);
+	unsigned long ino = 0;
+	if (check_region(t, &ino)) {
+		if (wait_flag(&sh->a1_wrote, mono_ns() + STEP_TIMEOUT_NS) == 1) {
+			uint64_t got = LOAD(&g_region[0]);
+			tcheck(t, got == sh->tok_a1, "sees the token A1 wrote into the region",
+			       "word 0 is %#llx, A1 wrote %#llx", (unsigned long long)got,
+			       (unsigned long long)sh->tok_a1);
+			tcheck(t, ino != 0 && sh->region_ino_a1 == ino,
+			       "A and A1 map the same object (inode in maps)",
+			       "A sees inode %lu, A1 %lu", ino, sh->region_ino_a1);
+		} else {
+			tcheck(t, 0, "sees the token A1 wrote into the region",
+			       "A1 did not write it before the timeout");
+		}
+		uint64_t tok = fresh_token();
+		sh->tok_a = tok;
+		STORE(&g_region[1], tok);
+		STORE(&sh->a_wrote, 1);
+	}
+	STORE(&t->done, 1);
+
+	if (!wait_word(&sh->leave, 1, LEAVE_TIMEOUT_NS))
+		_exit(EXIT_NOLEAVE);
+	static const int kids[] = { T_A1, T_A2, T_A3 };
+	reap_children(t, kids, 3);
+	STORE(&t->finished, 1);
+	_exit(EXIT_OK);
+}
+
+/* ---- B's group ---- */
+
+__attribute__((noreturn))
+static void run_b1(void)
+{
+	child_enter("B1", -1);
+	close(sh->r_fd); /* the description stays R's and B's only */
+	if (setpgid(0, 0) != 0)
+		cfail("setpgid(0, 0)");
+	sh->b1 = getpid();
+	STORE(&sh->b1_grouped, 1);
+	if (wait_flag(&sh->b1_may_exit, mono_ns() + SETUP_TIMEOUT_NS) != 1)
+		cfail("not told to exit");
+	_exit(B1_CODE);
+}
+
+/* B2's group leader (B1) must be gone while the group lives on. */
+static void check_b1_group(struct task *t)
+{
+	pid_t b1 = sh->b1;
+	errno = 0;
+	int r = kill(b1, 0);
+	tcheck(t, r < 0 && errno == ESRCH, "no process with B1's PID (group leader gone)",
+	       "kill(%d, 0) returned %d (%s)", b1, r, strerror(errno));
+	errno = 0;
+	r = kill(-b1, 0);
+	tcheck(t, r == 0, "B1's process group still exists", "kill(-%d, 0): %s", b1,
+	       strerror(errno));
+}
+
+__attribute__((noreturn))
+static void run_b2(void)
+{
+	child_enter("B2", T_B2);
+	close(sh->r_fd);
+	if (setpgid(0, sh->b1) != 0)
+		cfail("setpgid(0, B1=%d)", sh->b1);
+	record_self(T_B2);
+	struct task *t = &sh->t[T_B2];
+	if (!wait_go(T_B2, 0))
+		_exit(EXIT_ORPHAN);
+	check_identity(T_B2);
+	tcheck(t, getpgrp() == sh->b1 && getpgrp() != getpid(), "still in B1's group",
+	       "pgrp %d, B1 was %d", (int)getpgrp(), (int)sh->b1);
+	check_b1_group(t);
+	STORE(&t->done, 1);
+	leaf_leave(0);
+}
+
+__attribute__((noreturn))
+static void run_b(void)
+{
+	child_enter("B", T_B);
+	if (setpgid(0, 0) != 0)
+		cfail("setpgid(0, 0)");
+	record_self(T_B);
+
+	pid_t b1 = fork();
+	if (b1 < 0)
+		cfail("fork B1");
+	if (b1 == 0)
+		run_b1();
+	if (wait_flag(&sh->b1_grouped, mono_ns() + SETUP_TIMEOUT_NS) != 1)
+		cfail("B1 did not make its own group");
+	pid_t b2 = fork();
+	if (b2 < 0)
+		cfail("fork B2");
+	if (b2 == 0)
+		run_b2();
+	/* Both the parent and the child set the group (the shell idiom). */
+	if (setpgid(b2, b1) != 0)
+		cfail("setpgid(B2=%d, B1=%d)", b2, b1);
+	wait_recorded(T_B2);
+
+	STORE(&sh->b1_may_exit, 1);
+	int st = 0;
+	int rc = reap_until(b1, &st, mono_ns() + SETUP_TIMEOUT_NS);
+	if (rc != 1 || !WIFEXITED(st) || WEXITSTATUS(st) != B1_CODE) {
+		char how[64];
+		fmt_status(how, sizeof how, rc, st);
+		cfail("B1 (%d): %s, expected exit %d", b1, how, B1_CODE);
+	}
+	if (getpgid(b2) != b1)
+		cfail("B2 in group %d, expected B1's %d", getpgid(b2), b1);
+
+	struct task *t = &sh->t[T_B];
+	if (!wait_go(T_B, 0))
+		_exit(EXIT_ORPHAN);
+
+	check_identity(T_B);
+	check_b1_group(t);
+	int fd = sh->r_fd;
+	int fl = fcntl(fd, F_GETFL);
+	tcheck(t, fl >= 0 && (fl & O_ACCMODE) == O_RDWR, "inherited shared.txt fd open O_RDWR",
+	       "F_GETFL %#x (%s)", fl, fl < 0 ? strerror(errno) : "wrong mode");
+	off_t off = lseek(fd, 0, SEEK_CUR);
+	tcheck(t, off == FILE_INIT_LEN, "inherited shared.txt offset 10 before its write",
+	       "offset %lld", (long long)off);
+	ssize_t w = write(fd, FILE_B, FILE_B_LEN);
+	tcheck(t, w == FILE_B_LEN, "write 5 bytes to the inherited shared.txt fd",
+	       "write returned %zd (%s)", w, w < 0 ? strerror(errno) : "short");
+	off = lseek(fd, 0, SEEK_CUR);
+	tcheck(t, off == FILE_INIT_LEN + FILE_B_LEN, "inherited shared.txt offset 15 after it",
+	       "offset %lld", (long long)off);
+	STORE(&sh->b_wrote, 1);
+	STORE(&t->done, 1);
+
+	if (!wait_word(&sh->leave, 0, LEAVE_TIMEOUT_NS))
+		_exit(EXIT_NOLEAVE);
+	static const int kids[] = { T_B2 };
+	reap_children(t, kids, 1);
+	STORE(&t->finished, 1);
+	_exit(EXIT_OK);
+}
+
+/* ---- C and its zombies ---- */
+
+/* waitid(WNOWAIT) until child z is a zombie: 1 ok, 0 timeout, -1 error. */
+static int wait_zombie(pid_t z, siginfo_t *si, uint64_t deadline)
+{
+	for (;;) {
+		memset(si, 0, sizeof *si);
+		if (waitid(P_PID, (id_t)z, si, WEXITED | WNOWAIT | WNOHANG) != 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (si->si_pid == z)
+			return 1;
+		if (mono_ns() >= deadline)
+			return 0;
+		sleep_ns(MS);
+	}
+}
+
+static int zombie_info_ok(int zi, const siginfo_t *si)
+{
+	if (zi == Z1)
+		return si->si_code == CLD_EXITED && si->si_status == Z1_CODE;
+	return si->si_code == CLD_KILLED && si->si_status == SIGTERM;
+}
+
+static int zombie_status_ok(int zi, int st)
+{
+	if (zi == Z1)
+		return WIFEXITED(st) && WEXITSTATUS(st) == Z1_CODE;
+	return WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM && !WCOREDUMP(st);
+}
+
+static void check_zombies(struct task *t)
+{
+	struct sigaction sa;
+	sigset_t cur;
+	sigaction(SIGCHLD, NULL, &sa);
+	tcheck(t, !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL, "SIGCHLD is SIG_DFL",
+	       "handler %p, flags %#x", (void *)sa.sa_handler, sa.sa_flags);
+	sigprocmask(SIG_BLOCK, NULL, &cur);
+	tcheck(t, !sigismember(&cur, SIGCHLD), "SIGCHLD not blocked", "it is");
+	sigpending(&cur);
+	tcheck(t, !sigismember(&cur, SIGCHLD), "SIGCHLD not pending (zombies still there)",
+	       "it is");
+
+	for (int zi = 0; zi < NZ; zi++) {
+		const char *zn = zi == Z1 ? "Z1" : "Z2";
+		pid_t z = sh->z[zi];
+		char what[64];
+		struct pstat ps;
+		int rc = read_stat(z, &ps);
+		snprintf(what, sizeof what, "%s is a zombie child with its pgrp/session", zn);
+		tcheck(t, rc == 0 && ps.state == 'Z' && ps.ppid == t->pid && ps.pgrp == sh->zpgid[zi] &&
+			  ps.sid == sh->zsid[zi],
+		       what, "pid %d: rc %d, state %c ppid %d pgrp %d session %d, expected Z %d %d %d",
+		       z, rc, rc ? '?' : ps.state, rc ? 0 : ps.ppid, rc ? 0 : ps.pgrp,
+		       rc ? 0 : ps.sid, t->pid, sh->zpgid[zi], sh->zsid[zi]);
+
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		errno = 0;
+		int wr = waitid(P_PID, (id_t)z, &si, WEXITED | WNOWAIT | WNOHANG);
+		snprintf(what, sizeof what, "%s: waitid(WNOWAIT) code and status", zn);
+		tcheck(t, wr == 0 && si.si_pid == z && zombie_info_ok(zi, &si), what,
+		       "rc %d (%s), si_pid %d si_code %d si_status %d", wr, strerror(errno),
+		       (int)si.si_pid, si.si_code, si.si_status);
+
+		int st = 0;
+		errno = 0;
+		pid_t r = waitpid(z, &st, WNOHANG);
+		char how[64];
+		fmt_status(how, sizeof how, r == z ? 1 : r == 0 ? 0 : -1, st);
+		snprintf(what, sizeof what, "%s reaped: %s", zn,
+			 zi == Z1 ? "exit status 42" : "killed by SIGTERM");
+		tcheck(t, r == z && zombie_status_ok(zi, st), what, "waitpid returned %d: %s", (int)r,
+		       how);
+		if (r == z) {
+			rc = read_stat(z, &ps);
+			snprintf(what, sizeof what, "%s gone from /proc once reaped", zn);
+			tcheck(t, rc < 0, what, "state %c", rc ? '?' : ps.state);
+		}
+	}
+	errno = 0;
+	pid_t r = waitpid(-1, NULL, WNOHANG);
+	tcheck(t, r < 0 && errno == ECHILD, "no other child", "waitpid(-1) returned %d (%s)", (int)r,
+	       strerror(errno));
+	sigpending(&cur);
+	tcheck(t, !sigismember(&cur, SIGCHLD), "SIGCHLD still not pending after the reaping",
+	       "it is");
+}
+
+__attribute__((noreturn))
+static void run_c(void)
+{
+	child_enter("C", T_C);
+	close(sh->r_fd); /* R's description is shared with B only */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGCHLD, &sa, NULL) != 0)
+		cfail("sigaction(SIGCHLD, SIG_DFL)");
+
+	int fd = open(g_path, O_RDONLY);
+	if (fd < 0)
+		cfail("open %s", g_path);
+	char buf[C_READ_LEN];
+	if (read(fd, buf, C_READ_LEN) != C_READ_LEN || memcmp(buf, FILE_INIT, C_READ_LEN) != 0)
+		cfail("read 3 bytes of shared.txt");
+	sh->c_fd = fd;
+
+	for (int zi = 0; zi < NZ; zi++) {
+		pid_t z = fork();
+		if (z < 0)
+			cfail("fork zombie");
+		if (z == 0) {
+			child_enter(zi == Z1 ? "Z1" : "Z2", -1);
+			if (zi == Z1)
+				_exit(Z1_CODE);
+			signal(SIGTERM, SIG_DFL);
+			sigset_t m;
+			sigemptyset(&m);
+			sigprocmask(SIG_SETMASK, &m, NULL);
+			raise(SIGTERM);
+			_exit(99);
+		}
+		sh->z[zi] = z;
+		siginfo_t si;
+		int rc = wait_zombie(z, &si, mono_ns() + SETUP_TIMEOUT_NS);
+		if (rc != 1 || !zombie_info_ok(zi, &si))
+			cfail("zombie %d: rc %d, si_code %d si_status %d", z, rc, si.si_code,
+			      si.si_status);
+		struct pstat ps;
+		if (read_stat(z, &ps) != 0 || ps.state != 'Z' || ps.ppid != getpid())
+			cfail("zombie %d not in state Z under C", z);
+		sh->zpgid[zi] = ps.pgrp;
+		sh->zsid[zi] = ps.sid;
+	}
+	sigset_t pend;
+	sigpending(&pend);
+	if (sigismember(&pend, SIGCHLD))
+		cfail("SIGCHLD pending although SIG_DFL");
+	record_self(T_C);
+
+	struct task *t = &sh->t[T_C];
+	if (!wait_go(T_C, 0))
+		_exit(EXIT_ORPHAN);
+
+	check_identity(T_C);
+	int fl = fcntl(fd, F_GETFL);
+	tcheck(t, fl >= 0 && (fl & O_ACCMODE) == O_RDONLY, "own shared.txt fd open O_RDONLY",
+	       "F_GETFL %#x", fl);
+	off_t off = lseek(fd, 0, SEEK_CUR);
+	tcheck(t, off == C_READ_LEN, "own shared.txt offset still 3", "offset %lld",
+	       (long long)off);
+	if (wait_flag(&sh->b_wrote, mono_ns() + STEP_TIMEOUT_NS) == 1) {
+		off = lseek(fd, 0, SEEK_CUR);
+		tcheck(t, off == C_READ_LEN, "own offset still 3 after B wrote (own description)",
+		       "offset %lld", (long long)off);
+		char got[64] = "";
+		ssize_t n = read(fd, got, sizeof got - 1);
+		const char *want = FILE_INIT FILE_B;
+		tcheck(t, n == FILE_INIT_LEN + FILE_B_LEN - C_READ_LEN &&
+			  memcmp(got, want + C_READ_LEN, (size_t)n) == 0,
+		       "reads on from 3: the rest of the file including B's bytes",
+		       "read %zd bytes '%.*s'", n, n > 0 ? (int)n : 0, got);
+		off = lseek(fd, 0, SEEK_CUR);
+		tcheck(t, off == FILE_INIT_LEN + FILE_B_LEN, "own offset 15 after reading on",
+		       "offset %lld", (long long)off);
+	} else {
+		tcheck(t, 0, "own offset still 3 after B wrote (own description)",
+		       "B did not write before the timeout");
+	}
+	check_zombies(t);
+	STORE(&t->done, 1);
+
+	if (!wait_word(&sh->leave, 0, LEAVE_TIMEOUT_NS))
+		_exit(EXIT_NOLEAVE);
+	STORE(&t->finished, 1);
+	_exit(EXIT_OK);
+}
+
+/* ---- R ---- */
+
+static pid_t g_kids[3]; /* A, B, C as returned by fork */
+
+/* Every PID of the tree R knows of, with its expected comm. */
+static int tree_pids(pid_t *pids, const char **names)
+{
+	static const char *const comm[NT] = { "", "t_tree-A", "t_tree-A1", "t_tree-A2",
+					      "t_tree-A3", "t_tree-B", "t_tree-B2", "t_tree-C" };
+	int n = 0;
+	for (int i = 1; i < NT; i++) {
+		pid_t p = sh->t[i].pid;
+		if (i == T_A && !p)
+			p = g_kids[0];
+		if (i == T_B && !p)
+			p = g_kids[1];
+		if (i == T_C && !p)
+			p = g_kids[2];
+		if (p > 0) {
+			pids[n] = p;
+			names[n++] = comm[i];
+		}
+	}
+	for (int zi = 0; zi < NZ; zi++)
+		if (sh->z[zi] > 0) {
+			pids[n] = sh->z[zi];
+			names[n++] = zi == Z1 ? "t_tree-Z1" : "t_tree-Z2";
+		}
+	if (sh->b1 > 0) {
+		pids[n] = sh->b1;
+		names[n++] = "t_tree-B1";
+	}
+	return n;
+}
+
+/* SIGKILL (by PID) every process of the tree still running, reap R's own
+ * children. Returns how many were still running. */
+static int kill_leftovers(char *list, size_t size)
+{
+	pid_t pids[NT + NZ + 1];
+	const char *names[NT + NZ + 1];
+	int n = tree_pids(pids, names), left = 0;
+	size_t len = 0;
+	list[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		struct pstat ps;
+		if (read_stat(pids[i], &ps) != 0 || strcmp(ps.comm, names[i]) != 0 || ps.state == 'Z')
+			continue;
+		left++;
+		if (len < size)
+			len += (size_t)snprintf(list + len, size - len, "%s%s(%d)", len ? " " : "",
+						names[i] + 7, pids[i]);
+		kill(pids[i], SIGKILL);
+	}
+	uint64_t deadline = mono_ns() + REAP_TIMEOUT_NS;
+	for (int i = 0; i < 3; i++)
+		if (g_kids[i] > 0 && waitpid(g_kids[i], NULL, WNOHANG) == 0)
+			reap_until(g_kids[i], &(int){ 0 }, deadline);
+	return left;
+}
+
+__attribute__((format(printf, 1, 2), noreturn))
+static void setup_fail(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	STORE(&sh->abort, 1);
+	futex_wake_all(&sh->go);
+	char list[256];
+	kill_leftovers(list, sizeof list);
+	if (LOAD(&sh->setup_err_set))
+		say("not ok - setup: %s", sh->setup_err);
+	else
+		say("not ok - setup: %s", msg);
+	say("FAIL");
+	exit(1);
+}
+
+/* The expected shape, checked once at setup (later only equality). */
+static void validate_tree(void)
+{
+	struct task *t = sh->t;
+	pid_t r = t[T_R].pid, a = t[T_A].pid, a2 = t[T_A2].pid, b = t[T_B].pid;
+#define EXPECT(idx, pp, pg, sd)                                                                \
+	do {                                                                                   \
+		if (t[idx].ppid != (pp) || t[idx].pgid != (pg) || t[idx].sid != (sd))          \
+			setup_fail("%s: ppid/pgid/sid %d/%d/%d, expected %d/%d/%d", tname[idx], \
+				   t[idx].ppid, t[idx].pgid, t[idx].sid, (pp), (pg), (sd));    \
+	} while (0)
+	EXPECT(T_A, r, a, a);
+	EXPECT(T_A1, a, a, a);
+	EXPECT(T_A2, a, a2, a);
+	EXPECT(T_A3, a, a2, a);
+	EXPECT(T_B, r, b, t[T_R].sid);
+	EXPECT(T_B2, b, sh->b1, t[T_R].sid);
+	EXPECT(T_C, r, t[T_R].pgid, t[T_R].sid);
+#undef EXPECT
+	if (sh->b1 <= 0 || sh->b1 == t[T_B2].pid)
+		setup_fail("B1 pid %d", sh->b1);
+	errno = 0;
+	if (kill(sh->b1, 0) == 0 || errno != ESRCH)
+		setup_fail("B1 (%d) still exists", sh->b1);
+	for (int zi = 0; zi < NZ; zi++) {
+		struct pstat ps;
+		if (read_stat(sh->z[zi], &ps) != 0 || ps.state != 'Z' || ps.ppid != t[T_C].pid ||
+		    ps.pgrp != t[T_R].pgid || ps.sid != t[T_R].sid)
+			setup_fail("zombie %d not a zombie child of C in R's group", sh->z[zi]);
+	}
+}
+
+/* /proc/PID/stat of task idx once it sleeps (or the last one seen). */
+static int stat_sleeping(pid_t pid, struct pstat *ps, uint64_t deadline)
+{
+	int rc;
+	for (;;) {
+		rc = read_stat(pid, ps);
+		if ((rc == 0 && ps->state == 'S') || mono_ns() >= deadline)
+			return rc;
+		sleep_ns(MS);
+	}
+}
+
+static int cmp_pid(const void *x, const void *y)
+{
+	pid_t a = *(const pid_t *)x, b = *(const pid_t *)y;
+	return (a > b) - (a < b);
+}
+
+struct member_set {
+	const char *name;
+	int by_sid;
+	pid_t key;
+	pid_t want[4];
+	int nwant;
+	pid_t got[8];
+	int ngot;
+};
+
+static void fmt_pids(char *buf, size_t size, const pid_t *p, int n)
+{
+	size_t len = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < n && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%d", i ? "," : "", (int)p[i]);
+}
+
+/* The exact members of the groups and sessions created inside the tree. */
+static void check_members(struct task *r)
+{
+	struct task *t = sh->t;
+	struct member_set sets[] = {
+		{ "members of A's session: A A1 A2 A3", 1, t[T_A].pid,
+		  { t[T_A].pid, t[T_A1].pid, t[T_A2].pid, t[T_A3].pid }, 4, { 0 }, 0 },
+		{ "members of A's group: A A1", 0, t[T_A].pid, { t[T_A].pid, t[T_A1].pid }, 2, { 0 }, 0 },
+		{ "members of A2's group: A2 A3", 0, t[T_A2].pid, { t[T_A2].pid, t[T_A3].pid }, 2,
+		  { 0 }, 0 },
+		{ "members of B's group: B", 0, t[T_B].pid, { t[T_B].pid }, 1, { 0 }, 0 },
+		{ "members of B1's (leaderless) group: B2", 0, sh->b1, { t[T_B2].pid }, 1, { 0 }, 0 },
+	};
+	const int nsets = (int)(sizeof sets / sizeof sets[0]);
+	DIR *d = opendir("/proc");
+	if (!d) {
+		tcheck(r, 0, "scan /proc", "%s", strerror(errno));
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end || pid <= 0)
+			continue;
+		struct pstat ps;
+		if (read_stat((pid_t)pid, &ps) != 0)
+			continue;
+		for (int i = 0; i < nsets; i++) {
+			struct member_set *s = &sets[i];
+			if ((s->by_sid ? ps.sid : ps.pgrp) != s->key)
+				continue;
+			if (s->ngot < 8)
+				s->got[s->ngot] = (pid_t)pid;
+			s->ngot++;
+		}
+	}
+	closedir(d);
+	for (int i = 0; i < nsets; i++) {
+		struct member_set *s = &sets[i];
+		int n = s->ngot < 8 ? s->ngot : 8;
+		qsort(s->want, (size_t)s->nwant, sizeof(pid_t), cmp_pid);
+		qsort(s->got, (size_t)n, sizeof(pid_t), cmp_pid);
+		char w[64], g[96];
+		fmt_pids(w, sizeof w, s->want, s->nwant);
+		fmt_pids(g, sizeof g, s->got, n);
+		tcheck(r, s->ngot == s->nwant && memcmp(s->want, s->got, sizeof(pid_t) * (size_t)n) == 0,
+		       s->name, "%s %d: expected [%s], got %d [%s%s]", s->by_sid ? "session" : "group",
+		       (int)s->key, w, s->ngot, g, s->ngot > 8 ? ",..." : "");
+	}
+}
+
+/* R waits for a flag of task idx; gives up early once the task is dead. */
+static void wait_task(int idx, int *flag, uint64_t deadline)
+{
+	for (int n = 0;; n++) {
+		if (LOAD(flag) || mono_ns() >= deadline)
+			return;
+		struct pstat ps;
+		if (n % 20 == 19 && (read_stat(sh->t[idx].pid, &ps) != 0 || ps.state == 'Z' ||
+				     ps.state == 'X'))
+			return;
+		sleep_ns(MS);
+	}
+}
+
+/* R, after the trigger and before "go": the tree seen from outside. */
+static void outside_view(void)
+{
+	struct task *r = &sh->t[T_R];
+	uint64_t deadline = mono_ns() + STATE_TIMEOUT_NS;
+	for (int i = 1; i < NT; i++) {
+		struct task *t = &sh->t[i];
+		char what[64];
+		struct pstat ps;
+		int rc = stat_sleeping(t->pid, &ps, deadline);
+		snprintf(what, sizeof what, "%s waiting: /proc/PID/stat S, ppid/pgrp/session", tname[i]);
+		tcheck(r, rc == 0 && ps.state == 'S' && ps.ppid == t->ppid && ps.pgrp == t->pgid &&
+			  ps.sid == t->sid,
+		       what, "pid %d: rc %d, %c %d/%d/%d, expected S %d/%d/%d", t->pid, rc,
+		       rc ? '?' : ps.state, rc ? 0 : ps.ppid, rc ? 0 : ps.pgrp, rc ? 0 : ps.sid,
+		       t->ppid, t->pgid, t->sid);
+		pid_t pg = getpgid(t->pid), sd = getsid(t->pid);
+		snprintf(what, sizeof what, "getpgid/getsid(%s) unchanged", tname[i]);
+		tcheck(r, pg == t->pgid && sd == t->sid, what, "got %d/%d, recorded %d/%d", pg, sd,
+		       t->pgid, t->sid);
+	}
+	for (int zi = 0; zi < NZ; zi++) {
+		struct pstat ps;
+		pid_t z = sh->z[zi];
+		int rc = read_stat(z, &ps);
+		tcheck(r, rc == 0 && ps.state == 'Z' && ps.ppid == sh->t[T_C].pid && ps.pgrp == sh->zpgid[zi] &&
+			  ps.sid == sh->zsid[zi],
+		       zi == Z1 ? "Z1 still a zombie child of C (/proc/PID/stat)"
+				: "Z2 still a zombie child of C (/proc/PID/stat)",
+		       "pid %d: rc %d, %c %d/%d/%d, expected Z %d/%d/%d", z, rc, rc ? '?' : ps.state,
+		       rc ? 0 : ps.ppid, rc ? 0 : ps.pgrp, rc ? 0 : ps.sid, sh->t[T_C].pid,
+		       sh->zpgid[zi], sh->zsid[zi]);
+	}
+	check_b1_group(r);
+	check_members(r);
+
+	/* shared.txt from R's side, before B writes. */
+	int fd = sh->r_fd;
+	off_t off = lseek(fd, 0, SEEK_CUR);
+	tcheck(r, off == FILE_INIT_LEN, "shared.txt offset 10 before B's write", "offset %lld (%s)",
+	       (long long)off, off < 0 ? strerror(errno) : "wrong");
+	int fl = fcntl(fd, F_GETFL);
+	tcheck(r, fl >= 0 && (fl & O_ACCMODE) == O_RDWR, "shared.txt fd open O_RDWR", "F_GETFL %#x",
+	       fl);
+	struct stat a, b;
+	int s1 = fstat(fd, &a), s2 = stat(g_path, &b);
+	tcheck(r, s1 == 0 && s2 == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+	       "shared.txt fd is WORKDIR/shared.txt (dev/inode)", "fstat %d, stat %d, %lu vs %lu",
+	       s1, s2, s1 ? 0UL : (unsigned long)a.st_ino, s2 ? 0UL : (unsigned long)b.st_ino);
+	errno = 0;
+	long k = syscall(SYS_kcmp, r->pid, sh->t[T_B].pid, KCMP_FILE, fd, fd);
+	if (k < 0 && (errno == ENOSYS || errno == EPERM || errno == EACCES)) {
+		say("# kcmp unavailable (%s): description sharing checked by offsets only",
+		    strerror(errno));
+	} else {
+		tcheck(r, k == 0, "kcmp: R and B share one shared.txt description",
+		       "kcmp returned %ld (%s)", k, k < 0 ? strerror(errno) : "different");
+		errno = 0;
+		k = syscall(SYS_kcmp, r->pid, sh->t[T_C].pid, KCMP_FILE, fd, sh->c_fd);
+		tcheck(r, k > 0, "kcmp: C's shared.txt description is its own",
+		       "kcmp returned %ld (%s)", k, k < 0 ? strerror(errno) : "the same");
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2)
+		die("usage: %s WORKDIR", argv[0]);
+	char workdir[PATH_MAX];
+	if (!realpath(argv[1], workdir))
+		die("realpath %s", argv[1]);
+	if ((size_t)snprintf(g_path, sizeof g_path, "%s/shared.txt", workdir) >= sizeof g_path)
+		die("path too long");
+
+	long page = sysconf(_SC_PAGESIZE);
+	g_coord_size = (sizeof(struct shared) + (size_t)page - 1) & ~((size_t)page - 1);
+	sh = mmap(NULL, g_coord_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		die("mmap coordination region");
+	sh->root = getpid();
+
+	/* Known signal state: SIGCHLD default (children must become zombies),
+	 * only SIGRTMIN+0 blocked, SIGUSR2 caught (children inherit it). */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGCHLD, &sa, NULL) != 0)
+		die("sigaction(SIGCHLD)");
+	{
+		sigset_t m;
+		sigemptyset(&m);
+		sigaddset(&m, SIGRTMIN + T_R);
+		if (sigprocmask(SIG_SETMASK, &m, NULL) != 0)
+			die("sigprocmask");
+	}
+	install_trigger();
+	record_self(T_R);
+
+	int fd = open(g_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		die("open %s", g_path);
+	if (write(fd, FILE_INIT, FILE_INIT_LEN) != FILE_INIT_LEN)
+		die("write %s", g_path);
+	sh->r_fd = fd;
+
+	void (*const run[3])(void) = { run_a, run_b, run_c };
+	for (int i = 0; i < 3; i++) {
+		pid_t p = fork();
+		if (p < 0)
+			setup_fail("fork %s: %s", tname[i == 0 ? T_A : i == 1 ? T_B : T_C],
+				   strerror(errno));
+		if (p == 0)
+			run[i]();
+		g_kids[i] = p;
+	}
+
+	/* Everybody recorded and waiting, in state S; zombies zombies. */
+	uint64_t deadline = mono_ns() + SETUP_TIMEOUT_NS;
+	for (int i = 1; i < NT; i++) {
+		int rc = wait_flag(&sh->t[i].waiting, deadline);
+		if (rc < 0)
+			setup_fail("a child gave up");
+		if (rc == 0)
+			setup_fail("%s did not reach its wait", tname[i]);
+	}
+	validate_tree();
+	deadline = mono_ns() + STATE_TIMEOUT_NS;
+	for (int i = 1; i < NT; i++) {
+		struct pstat ps;
+		if (stat_sleeping(sh->t[i].pid, &ps, deadline) != 0 || ps.state != 'S')
+			setup_fail("%s (%d) not sleeping in its wait", tname[i], sh->t[i].pid);
+	}
+	if (LOAD(&sh->abort))
+		setup_fail("a child gave up");
+
+	ready();
+	while (!g_triggered)
+		sleep_ns(POLL_NS);
+	uint64_t t0 = mono_ns();
+
+	struct task *r = &sh->t[T_R];
+	check_identity(T_R);
+	outside_view();
+
+	STORE(&sh->go, 1);
+	futex_wake_all(&sh->go);
+
+	if (wait_flag(&sh->b_wrote, mono_ns() + STEP_TIMEOUT_NS) == 1) {
+		off_t off = lseek(fd, 0, SEEK_CUR);
+		tcheck(r, off == FILE_INIT_LEN + FILE_B_LEN,
+		       "shared.txt offset 15 after B's write (shared)", "offset %lld",
+		       (long long)off);
+		char got[32] = "";
+		ssize_t n = pread(fd, got, sizeof got - 1, 0);
+		tcheck(r, n == FILE_INIT_LEN + FILE_B_LEN && memcmp(got, FILE_INIT FILE_B, (size_t)n) == 0,
+		       "shared.txt holds the 10 + 5 bytes", "pread %zd bytes '%.*s'", n,
+		       n > 0 ? (int)n : 0, got);
+	} else {
+		tcheck(r, 0, "shared.txt offset 15 after B's write (shared)",
+		       "B did not write before the timeout");
+	}
+
+	for (int i = 1; i < NT; i++)
+		wait_task(i, &sh->t[i].done, t0 + DONE_TIMEOUT_NS);
+	{
+		char bad[256] = "";
+		size_t len = 0;
+		for (int i = 1; i < NT; i++)
+			if (LOAD(&sh->t[i].done) && sh->t[i].coord_ino != r->coord_ino && len < sizeof bad)
+				len += (size_t)snprintf(bad + len, sizeof bad - len, " %s:%lu", tname[i],
+							sh->t[i].coord_ino);
+		tcheck(r, len == 0 && r->coord_ino != 0,
+		       "every task maps the same coordination object (inode)", "R:%lu,%s",
+		       r->coord_ino, bad);
+	}
+
+	STORE(&sh->leave, 1);
+	futex_wake_all(&sh->leave);
+	deadline = mono_ns() + FINISH_TIMEOUT_NS;
+	static const int parents[] = { T_A, T_B, T_C };
+	for (int i = 0; i < 3; i++)
+		if (LOAD(&sh->t[parents[i]].done))
+			wait_task(parents[i], &sh->t[parents[i]].finished, deadline);
+
+	/* Report in a fixed order. */
+	for (int i = 0; i < NT; i++) {
+		struct task *t = &sh->t[i];
+		char what[64];
+		if (i != T_R && !LOAD(&t->done)) {
+			snprintf(what, sizeof what, "%s: did not report", tname[i]);
+			check(0, what, "no results (task gone, or silent for %llu s after the trigger)",
+			      (unsigned long long)(DONE_TIMEOUT_NS / 1000000000ULL));
+			continue;
+		}
+		print_results(i);
+		if ((i == T_A || i == T_B || i == T_C) && !LOAD(&t->finished)) {
+			snprintf(what, sizeof what, "%s: did not finish (reaping its children)", tname[i]);
+			check(0, what, "no final report");
+		}
+	}
+
+	/* R reaps A, B and C. */
+	deadline = mono_ns() + REAP_TIMEOUT_NS;
+	for (int i = 0; i < 3; i++) {
+		int st = 0;
+		int rc = reap_until(g_kids[i], &st, deadline);
+		char what[64], how[64];
+		snprintf(what, sizeof what, "R: %s exited 0 and was reaped",
+			 tname[parents[i]]);
+		fmt_status(how, sizeof how, rc, st);
+		check(rc == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, what, "%s", how);
+		if (rc == 1)
+			g_kids[i] = 0;
+	}
+	{
+		char list[256];
+		int left = kill_leftovers(list, sizeof list);
+		check(left == 0, "R: no process of the tree left running", "killed %d: %s", left, list);
+		errno = 0;
+		pid_t p = waitpid(-1, NULL, WNOHANG);
+		check(p < 0 && errno == ECHILD, "R: no child left", "waitpid(-1) returned %d (%s)",
+		      (int)p, strerror(errno));
+	}
+	close(fd);
+	finish();
+}
