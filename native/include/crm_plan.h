@@ -32,7 +32,7 @@
 #include <stdint.h>
 
 #define CRM_PLAN_MAGIC 0x504d5243u /* "CRMP" */
-#define CRM_PLAN_VERSION 3u
+#define CRM_PLAN_VERSION 4u
 #define CRM_PLAN_MAX_SIZE (64u << 20)
 #define CRM_MAX_VMAS 65536u
 #define CRM_MAX_FDS 65536u
@@ -41,6 +41,7 @@
 #define CRM_MAX_THREADS 4096u
 #define CRM_AUXV_WORDS 128u
 #define CRM_NSIG 64u
+#define CRM_MAX_GROUPS 64u
 
 enum crm_vma_kind {
   CRM_VMA_ANON_PRIVATE = 1,
@@ -95,6 +96,15 @@ struct crm_itimer {
   uint64_t interval_sec, interval_usec, value_sec, value_usec;
 };
 
+/* Credentials, the same in every thread; each thread takes them last. */
+struct crm_creds {
+  uint32_t uid[4], gid[4];  /* real, effective, saved, filesystem */
+  uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
+  uint32_t securebits, no_new_privs;
+  uint32_t dumpable, ngroups;
+  uint32_t groups[CRM_MAX_GROUPS];
+};
+
 struct crm_task {
   int32_t pid, tid;
   uint32_t flags, personality;
@@ -114,6 +124,7 @@ struct crm_task {
   uint64_t rseq_abi;
   uint32_t rseq_len, rseq_sig;
   uint64_t robust_list, robust_len, clear_child_tid;
+  struct crm_creds creds;
 };
 
 /* Another thread of the task: what is per thread. */

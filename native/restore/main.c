@@ -237,6 +237,7 @@ static __attribute__((noreturn)) void become_task(struct tree *tr, struct tree_c
   a->nsiginfo = p->hdr->siginfo_count;
   a->pid = t->pid;
   memcpy(a->itimers, t->itimers, sizeof a->itimers);
+  a->creds = t->creds;
   struct rst_thread *mt = &a->main_thread;
   mt->tid = t->tid;
   if (t->flags & CRM_TASK_RSEQ) {

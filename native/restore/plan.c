@@ -83,6 +83,7 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
   if (!memchr(t->comm, 0, sizeof t->comm)) FAIL("restore plan task name not terminated");
   if (t->rseq_len && (t->rseq_len < 32 || t->rseq_len > 4096 || t->rseq_abi % 32)) FAIL("restore plan rseq area invalid");
   if (t->robust_len != 0 && t->robust_len != 24) FAIL("restore plan robust list length %llu invalid", (unsigned long long)t->robust_len);
+  if (t->creds.ngroups > CRM_MAX_GROUPS || t->creds.dumpable > 2 || t->creds.no_new_privs > 1) FAIL("restore plan credentials invalid");
   for (unsigned i = 0; i < 3; i++)
     if (t->itimers[i].interval_usec >= 1000000 || t->itimers[i].value_usec >= 1000000) FAIL("restore plan itimer %u invalid", i);
   if (t->start_code > t->end_code || t->start_data > t->end_data || t->start_brk > t->brk || t->arg_start > t->arg_end ||
@@ -201,6 +202,11 @@ void plan_print(const struct plan *p, FILE *out) {
             (unsigned long long)th->rseq_abi, th->rseq_len, (unsigned long long)th->robust_list,
             (unsigned long long)th->robust_len, (unsigned long long)th->clear_child_tid);
   }
+  const struct crm_creds *c = &p->task->creds;
+  fprintf(out, "creds uid=%u/%u/%u/%u gid=%u/%u/%u/%u caps=%llx/%llx/%llx/%llx/%llx securebits=%x nnp=%u dumpable=%u groups=%u\n",
+          c->uid[0], c->uid[1], c->uid[2], c->uid[3], c->gid[0], c->gid[1], c->gid[2], c->gid[3], (unsigned long long)c->cap_inh,
+          (unsigned long long)c->cap_prm, (unsigned long long)c->cap_eff, (unsigned long long)c->cap_bnd, (unsigned long long)c->cap_amb,
+          c->securebits, c->no_new_privs, c->dumpable, c->ngroups);
   fprintf(out, "robust=%llx/%llu ctid=%llx\n", (unsigned long long)p->task->robust_list, (unsigned long long)p->task->robust_len,
           (unsigned long long)p->task->clear_child_tid);
   fprintf(out, "xsave %u bytes x %u\n", p->hdr->xsave_size, 1 + p->hdr->thread_count);

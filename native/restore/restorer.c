@@ -21,6 +21,12 @@
 #define NR_setitimer 38
 #define NR_kill 62
 #define NR_prctl 157
+#define NR_setresuid 117
+#define NR_setresgid 119
+#define NR_setfsuid 122
+#define NR_setfsgid 123
+#define NR_capset 126
+#define NR_setgroups 116
 #define NR_arch_prctl 158
 #define NR_gettid 186
 #define NR_exit_group 231
@@ -38,6 +44,15 @@
 #define MREMAP_FIXED 2
 #define PR_SET_MM 35
 #define PR_SET_NAME 15
+#define PR_SET_DUMPABLE 4
+#define PR_CAPBSET_DROP 24
+#define PR_SET_SECUREBITS 28
+#define PR_SET_NO_NEW_PRIVS 38
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define SECBIT_KEEP_CAPS 0x10
+#define CAPS_V3 0x20080522
+#define EINVAL_ 22
 #define PR_SET_MM_MAP 14
 #define ARCH_SET_GS 0x1001
 #define ARCH_SET_FS 0x1002
@@ -102,6 +117,61 @@ static void move_range(struct restorer_args *a, const struct rst_move *m, int st
   }
 }
 
+struct cap_header {
+  uint32_t version;
+  int32_t pid;
+};
+struct cap_data {
+  uint32_t effective, permitted, inheritable;
+};
+
+static long set_caps(uint64_t eff, uint64_t prm, uint64_t inh) {
+  struct cap_header h = {CAPS_V3, 0};
+  struct cap_data d[2] = {{(uint32_t)eff, (uint32_t)prm, (uint32_t)inh}, {(uint32_t)(eff >> 32), (uint32_t)(prm >> 32), (uint32_t)(inh >> 32)}};
+  return sys2(NR_capset, (long)&h, (long)d);
+}
+
+/* The thread's credentials, last, since most of the restore needs root.
+ * Order: the bounding set and groups while privileged; SECBIT_KEEP_CAPS so
+ * the uid change keeps the permitted set; back to an effective set that can
+ * set securebits and raise ambient capabilities; then the exact sets. */
+static __attribute__((always_inline)) inline void apply_creds(struct restorer_args *a) {
+  const struct crm_creds *c = &a->creds;
+  long r;
+  for (int cap = 0; cap < 64; cap++) {
+    if ((c->cap_bnd >> cap) & 1) continue;
+    r = sys5(NR_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0);
+    if (r < 0 && r != -EINVAL_) fail(a, 14, r);
+  }
+  r = sys2(NR_setgroups, c->ngroups, (long)c->groups);
+  if (r < 0) fail(a, 14, r);
+  r = sys3(NR_setresgid, c->gid[0], c->gid[1], c->gid[2]);
+  if (r < 0) fail(a, 14, r);
+  sys1(NR_setfsgid, c->gid[3]);
+  r = sys5(NR_prctl, PR_SET_SECUREBITS, SECBIT_KEEP_CAPS, 0, 0, 0);
+  if (r < 0) fail(a, 14, r);
+  r = sys3(NR_setresuid, c->uid[0], c->uid[1], c->uid[2]);
+  if (r < 0) fail(a, 14, r);
+  sys1(NR_setfsuid, c->uid[3]);
+  /* the task's permitted set plus CAP_SETPCAP (8), all effective */
+  r = set_caps(c->cap_prm | (1ULL << 8), c->cap_prm | (1ULL << 8), c->cap_inh);
+  if (r < 0) fail(a, 14, r);
+  for (int cap = 0; cap < 64; cap++) {
+    if (!((c->cap_amb >> cap) & 1)) continue;
+    r = sys5(NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+    if (r < 0) fail(a, 14, r);
+  }
+  r = sys5(NR_prctl, PR_SET_SECUREBITS, c->securebits, 0, 0, 0);
+  if (r < 0) fail(a, 14, r);
+  r = set_caps(c->cap_eff, c->cap_prm, c->cap_inh);
+  if (r < 0) fail(a, 14, r);
+  if (c->no_new_privs) {
+    r = sys5(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (r < 0) fail(a, 14, r);
+  }
+  sys5(NR_prctl, PR_SET_DUMPABLE, c->dumpable, 0, 0, 0);
+}
+
 /* What every thread does last: per-thread kernel state that rt_sigreturn
  * does not carry, its own pending signals (rt_tgsigqueueinfo with a kernel
  * or tkill si_code is only allowed to the calling thread itself), a stop for
@@ -128,6 +198,7 @@ static __attribute__((noreturn, always_inline)) inline void finish_thread(struct
     r = sys4(NR_rt_tgsigqueueinfo, a->pid, t->tid, *(const int32_t *)si[i].raw, si[i].raw);
     if (r < 0) fail(a, 8, r);
   }
+  apply_creds(a);
   /* Stop for the tracer (crmigrate-restore's parent half): it lets us run
    * into rt_sigreturn and unmaps the bootstrap region once the task is whole. */
   sys3(NR_tgkill, a->pid, t->tid, SIGSTOP);

@@ -67,6 +67,7 @@ struct restorer_args {
   int32_t pid, pad0;
   struct crm_itimer itimers[3];
   struct rst_thread main_thread; /* its comm is already set; clone_args unused */
+  struct crm_creds creds;        /* taken by every thread at its end */
   uint64_t threads; /* struct rst_thread[nthreads] */
   uint64_t nthreads;
   uint64_t close_fds[4]; /* restorer descriptors closed before the end */

@@ -60,6 +60,11 @@ export interface TaskRecord {
   rseqAbi: bigint;
   rseqLen: number;
   rseqSig: number;
+  groups: number[]; // supplementary groups
+  capInh: bigint; capPrm: bigint; capEff: bigint; capBnd: bigint; capAmb: bigint;
+  securebits: number;
+  noNewPrivs: boolean;
+  dumpable: number;
 }
 
 export interface RegsRecord {
@@ -192,6 +197,8 @@ export const schemas: Record<Exclude<RecordTypeId, typeof RecordType.PAGES>, Sch
     ['startCode', 'addr'], ['endCode', 'addr'], ['startData', 'addr'], ['endData', 'addr'], ['startBrk', 'addr'],
     ['brk', 'addr'], ['startStack', 'addr'], ['argStart', 'addr'], ['argEnd', 'addr'], ['envStart', 'addr'],
     ['envEnd', 'addr'], ['auxv', { bytes: 1024 }], ['rseqAbi', 'u64'], ['rseqLen', 'u32'], ['rseqSig', 'u32'],
+    ['groups', { list: [['id', 'u32']], max: 64 }], ['capInh', 'u64'], ['capPrm', 'u64'], ['capEff', 'u64'], ['capBnd', 'u64'],
+    ['capAmb', 'u64'], ['securebits', 'u32'], ['noNewPrivs', 'bool'], ['dumpable', 'u8'],
   ],
   [RecordType.REGS]: [['tid', 'i32'], ['gp', { bytes: 216 }], ['xsave', { bytes: 65536 }], ['inSyscall', 'bool'], ['syscallNr', 'i64']],
   [RecordType.SIGNALS]: [
@@ -228,7 +235,7 @@ export const recordName = (t: number): string =>
   Object.entries(RecordType).find(([, v]) => v === t)?.[0].toLowerCase() ?? `type-${t}`;
 
 // Lists of u32 ids are stored as [{id}] for the schema; flatten them here.
-const idLists = new Set(['uids', 'gids', 'tids']);
+const idLists = new Set(['uids', 'gids', 'tids', 'groups']);
 
 export function encodeRecord(type: Exclude<RecordTypeId, typeof RecordType.PAGES>, value: object): Buffer {
   const w = new Writer();
@@ -273,6 +280,7 @@ export function validate(type: RecordTypeId, v: Decoded): void {
       check(t.auxv.length % 16 === 0, `task ${t.pid} auxv is not a list of pairs`);
       check(t.rseqLen === 0 || (t.rseqLen >= 32 && t.rseqAbi % 32n === 0n), `task ${t.pid} has an invalid rseq registration`);
       check(t.uids.length === 4 && t.gids.length === 4, `task ${t.pid} credentials incomplete`);
+      check(t.dumpable <= 2 && (t.capEff & ~t.capPrm) === 0n && (t.capAmb & ~(t.capPrm & t.capInh)) === 0n, `task ${t.pid} has inconsistent capabilities`);
       break;
     }
     case RecordType.REGS: {

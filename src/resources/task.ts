@@ -1,7 +1,7 @@
 // The task itself: identity, memory layout fields (for PR_SET_MM_MAP), auxv,
 // executable, working directory and root, personality, umask, credentials,
 // rseq registration.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { native } from '../native/addon.js';
 import type { Injector } from '../dump/inject.js';
 import { SYS } from '../dump/freeze.js';
@@ -53,6 +53,34 @@ export function collectTask(pid: number, inj: Injector): TaskRecord {
     rseqAbi: rseq.length ? rseq.abiPointer : 0n,
     rseqLen: rseq.length,
     rseqSig: rseq.signature,
+    ...collectCreds(pid, status, inj),
+  };
+}
+
+const PR_GET_DUMPABLE = 3;
+const PR_GET_SECUREBITS = 27;
+const SYS_prctl = 157;
+const CRED_KEYS = ['Uid', 'Gid', 'Groups', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp'];
+
+/** Credentials: the same in every thread (refused otherwise); securebits and
+ * the dumpable flag are asked in the task. */
+function collectCreds(pid: number, status: Map<string, string>, inj: Injector): Pick<TaskRecord,
+  'groups' | 'capInh' | 'capPrm' | 'capEff' | 'capBnd' | 'capAmb' | 'securebits' | 'noNewPrivs' | 'dumpable'> {
+  for (const tid of readdirSync(procPath(pid, 'task')).map(Number)) {
+    if (tid === pid) continue;
+    const ts = parseStatus(readProc(pid, `task/${tid}/status`));
+    for (const k of CRED_KEYS)
+      if ((ts.get(k) ?? '') !== (status.get(k) ?? '')) throw new UnsupportedError(`thread ${tid} of process ${pid} has its own credentials (${k}); not supported`);
+  }
+  const groups = ids(status.get('Groups'));
+  if (groups.length > 64) throw new UnsupportedError(`process ${pid} is in ${groups.length} supplementary groups; at most 64 are supported`);
+  const cap = (k: string): bigint => BigInt(`0x${status.get(k) ?? '0'}`);
+  const securebits = inj.call(SYS_prctl, [PR_GET_SECUREBITS, 0, 0, 0, 0]);
+  const dumpable = inj.call(SYS_prctl, [PR_GET_DUMPABLE, 0, 0, 0, 0]);
+  if (securebits < 0n || dumpable < 0n) throw new UnsupportedError(`cannot read the securebits of process ${pid}`);
+  return {
+    groups, capInh: cap('CapInh'), capPrm: cap('CapPrm'), capEff: cap('CapEff'), capBnd: cap('CapBnd'), capAmb: cap('CapAmb'),
+    securebits: Number(securebits), noNewPrivs: status.get('NoNewPrivs') === '1', dumpable: Number(dumpable),
   };
 }
 
@@ -71,6 +99,10 @@ export function planTask(t: TaskRecord, plan: Plan): void {
     brk: t.brk, startStack: t.startStack, argStart: t.argStart, argEnd: t.argEnd, envStart: t.envStart, envEnd: t.envEnd,
   };
   p.auxv = t.auxv;
+  p.creds = {
+    uids: t.uids, gids: t.gids, groups: t.groups, capInh: t.capInh, capPrm: t.capPrm, capEff: t.capEff, capBnd: t.capBnd,
+    capAmb: t.capAmb, securebits: t.securebits, noNewPrivs: t.noNewPrivs, dumpable: t.dumpable,
+  };
   if (t.rseqLen) {
     p.flags |= TaskFlag.RSEQ;
     p.rseq = { abi: t.rseqAbi, len: t.rseqLen, sig: t.rseqSig };

@@ -4,8 +4,8 @@ import type { Plan } from './plan-model.js';
 import type { TreePlan } from '../resources/tree.js';
 
 export const PLAN_MAGIC = 0x504d5243;
-export const PLAN_VERSION = 3;
-export const SIZES = { header: 72, task: 3600, vma: 48, fd: 32, siginfo: 136, thread: 312 } as const;
+export const PLAN_VERSION = 4;
+export const SIZES = { header: 72, task: 3944, vma: 48, fd: 32, siginfo: 136, thread: 312 } as const;
 const AUXV_WORDS = 128;
 
 class StringTable {
@@ -58,6 +58,12 @@ export function encodePlan(plan: Plan): Buffer {
   for (const it of t.itimers) { u64(it.intervalSec); u64(it.intervalUsec); u64(it.valueSec); u64(it.valueUsec); }
   u64(t.rseq.abi); u32(t.rseq.len); u32(t.rseq.sig);
   u64(t.robustList); u64(t.robustLen); u64(t.clearChildTid);
+  const c = t.creds;
+  if (c.uids.length !== 4 || c.gids.length !== 4 || c.groups.length > 64) throw new Error('plan: credentials malformed');
+  c.uids.forEach(u32); c.gids.forEach(u32);
+  u64(c.capInh); u64(c.capPrm); u64(c.capEff); u64(c.capBnd); u64(c.capAmb);
+  u32(c.securebits); u32(c.noNewPrivs ? 1 : 0); u32(c.dumpable); u32(c.groups.length);
+  for (let i = 0; i < 64; i++) u32(c.groups[i] ?? 0);
   if (o !== SIZES.task) throw new Error(`plan: task block is ${o} bytes, expected ${SIZES.task}`);
 
   const vmas = Buffer.alloc(plan.vmas.length * SIZES.vma);

@@ -30,6 +30,13 @@ export interface PlanTask {
   robustList: bigint;
   robustLen: bigint;
   clearChildTid: bigint;
+  creds: PlanCreds;
+}
+
+export interface PlanCreds {
+  uids: number[]; gids: number[]; groups: number[];
+  capInh: bigint; capPrm: bigint; capEff: bigint; capBnd: bigint; capAmb: bigint;
+  securebits: number; noNewPrivs: boolean; dumpable: number;
 }
 
 /** Another thread of the task (the task's own fields are its main thread). */
@@ -76,5 +83,6 @@ export function emptyTask(): PlanTask {
     itimers: [zeroTimer(), zeroTimer(), zeroTimer()],
     rseq: { abi: 0n, len: 0, sig: 0 },
     robustList: 0n, robustLen: 0n, clearChildTid: 0n,
+    creds: { uids: [0, 0, 0, 0], gids: [0, 0, 0, 0], groups: [], capInh: 0n, capPrm: 0n, capEff: 0n, capBnd: 0n, capAmb: 0n, securebits: 0, noNewPrivs: false, dumpable: 1 },
   };
 }
