@@ -2,8 +2,9 @@
 // distinct exit code, and changes nothing: the process is never lost and
 // never runs twice.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -35,6 +36,66 @@ test('dump refuses a process holding a socket, and the process carries on untouc
     await waitFor(() => p.countLines(/^count /) > before, 'the counter to keep counting', 5000);
     assertPassed(assert, await p.verdict(), 'counter');
   } finally {
+    p.cleanup();
+  }
+});
+
+/** Every process of the tree under pid (read from /proc). */
+function treePids(pid) {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
+      const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
+      if (kids) out.push(...kids.split(' ').map(Number));
+    }
+  }
+  return out;
+}
+
+const statusOf = (pid) => Object.fromEntries(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').filter(Boolean).map((l) => l.split(':\t')));
+
+test('dump refuses a tree where a child holds a pipe; every process of it carries on untraced', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'crm-pipe-'));
+  const sh = spawn('sh', ['-c', 'sleep 300 | sleep 301 & sleep 302 & wait'], { stdio: 'ignore', detached: true });
+  let pids = [];
+  try {
+    await waitFor(() => (pids = treePids(sh.pid)).length >= 4, 'the shell to start its children');
+    const d = await crmigrate(['dump', String(sh.pid), '--dir', dir]);
+    assert.equal(d.code, EXIT.UNSUPPORTED, d.stderr);
+    assert.ok(oneLine(d.stderr), d.stderr);
+    assert.match(d.stderr, /descriptor [01] of process \d+ is a pipe/);
+    assert.ok(!existsSync(join(dir, 'image.crm')), 'an image was left behind');
+    for (const pid of pids) {
+      assert.ok(alive(pid), `process ${pid} of the tree is gone`);
+      const st = statusOf(pid);
+      assert.equal(st.TracerPid, '0', `process ${pid} is still traced`);
+      assert.ok(!/^t/.test(st.State), `process ${pid} is still stopped: ${st.State}`);
+    }
+  } finally {
+    for (const pid of pids.reverse()) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('dump refuses a process another tracer holds, and leaves it to that tracer', async () => {
+  const p = new TestProcess('counter');
+  let tracer;
+  try {
+    await p.ready();
+    // a second tracer: the addon's seize in another node process
+    const addon = join(process.cwd(), 'build/Release/crmigrate_native.node');
+    tracer = spawn(process.execPath, ['-e', `require(${JSON.stringify(addon)}).seize(${p.pid}); setTimeout(() => {}, 60000)`], { stdio: 'ignore' });
+    await waitFor(() => statusOf(p.pid).TracerPid === String(tracer.pid), 'the other tracer to attach');
+    const d = await crmigrate(['dump', String(p.pid), '--dir', p.imageDir]);
+    assert.equal(d.code, EXIT.UNSUPPORTED, d.stderr);
+    assert.ok(oneLine(d.stderr), d.stderr);
+    assert.match(d.stderr, new RegExp(`process ${p.pid} is already traced by PID ${tracer.pid}`));
+    assert.equal(statusOf(p.pid).TracerPid, String(tracer.pid), 'the other tracer lost the process');
+    tracer.kill('SIGKILL');
+    await waitFor(() => statusOf(p.pid).TracerPid === '0', 'the other tracer to let go');
+    assertPassed(assert, await p.verdict(), 'counter');
+  } finally {
+    tracer?.kill('SIGKILL');
     p.cleanup();
   }
 });
