@@ -7,7 +7,7 @@ import { hostname, release } from 'node:os';
 import { FdKind, VmaKind } from '../image/records.js';
 import { collectFds } from '../resources/files.js';
 import { collectVmas } from '../resources/memory.js';
-import { parseStatus, readProc, readProcLink } from '../util/procfs.js';
+import { parseStat, parseStatus, readProc, readProcLink } from '../util/procfs.js';
 import { VERSION } from '../version.js';
 import { PROTOCOL_VERSION, type Hello, type PreflightFile } from './protocol.js';
 
@@ -55,7 +55,7 @@ export interface PreflightRequest {
 }
 
 /** The processes of the tree under pid (zombies included), read from /proc. */
-function treeOf(pid: number): number[] {
+export function treeOf(pid: number): number[] {
   const out: number[] = [];
   const visit = (p: number): void => {
     if (out.includes(p)) return;
@@ -115,6 +115,22 @@ async function neededFiles(pid: number, files: Map<string, PreflightFile>): Prom
   for (const f of collectFds(pid)) {
     if (files.has(f.path)) continue;
     files.set(f.path, { path: f.path, use: `open as descriptor ${f.fd}${f.kind === FdKind.DIR ? ' (directory)' : ''}`, size: '', mtimeNs: '', sha256: '' });
+  }
+}
+
+/** A process as the journal names it: PID plus start time, so a PID used
+ * again by another process is never signalled. */
+export interface ProcessRef { pid: number; start: string }
+
+export function processRef(pid: number): ProcessRef {
+  return { pid, start: parseStat(readProc(pid, 'stat'))[22] };
+}
+
+export function stillSame(ref: ProcessRef): boolean {
+  try {
+    return parseStat(readProc(ref.pid, 'stat'))[22] === ref.start;
+  } catch {
+    return false;
   }
 }
 

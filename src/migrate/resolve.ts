@@ -2,6 +2,7 @@
 // outcome was in doubt (the link was lost after the commit was sent). The
 // agent's journal decides: committed there -> the held source copy is killed;
 // anything else -> the source copy is let go on. Never guesses.
+import { stillSame, type ProcessRef } from './compat.js';
 import { readJournal, writeJournal } from './journal.js';
 import { controlFrame, Inbox, readFrames, writeAll } from './protocol.js';
 import { SshConnection } from '../transport/ssh.js';
@@ -26,13 +27,17 @@ export async function resolveMigration(id: string, destination: string, opts: Ta
   } finally {
     conn.close();
   }
-  const alive = (() => { try { process.kill(pid, 0); return true; } catch { return false; } })();
+  // every process of the held tree that is still the same process
+  const tree = (Array.isArray(local.tree) ? (local.tree as ProcessRef[]) : []).filter(stillSame);
+  const signal = (sig: NodeJS.Signals): void => {
+    for (const p of tree) try { process.kill(p.pid, sig); } catch { /* gone meanwhile */ }
+  };
   if (state === 'committed' || state === 'running') {
-    if (alive) process.kill(pid, 'SIGKILL');
+    signal('SIGKILL');
     writeJournal('source', id, { ...local, state: 'done', resolvedAs: state });
     return `migration ${id} was committed on the destination: the source copy of ${pid} is killed`;
   }
-  if (alive) process.kill(pid, 'SIGCONT');
+  signal('SIGCONT');
   writeJournal('source', id, { ...local, state: 'thawed', resolvedAs: state ?? 'unknown' });
   return `migration ${id} was not committed on the destination (${state ?? 'no record'}): process ${pid} continues here`;
 }

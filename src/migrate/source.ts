@@ -7,7 +7,6 @@
 // COMMIT leaves the outcome in doubt: the source copy is held stopped until
 // `crmigrate resolve` reads the agent's journal.
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import type { ClientChannel } from 'ssh2';
 import { CompressStream } from 'zstd-napi';
 import { dumpToSink, type Release } from '../dump/dump.js';
@@ -15,7 +14,7 @@ import { checkTaskSupported } from '../resources/task.js';
 import { SshConnection } from '../transport/ssh.js';
 import { parseTarget, type TargetOptions } from '../transport/target.js';
 import { CrmError, ExitCode } from '../util/errors.js';
-import { compareHellos, localHello, preflightRequest } from './compat.js';
+import { compareHellos, localHello, preflightRequest, processRef, treeOf } from './compat.js';
 import { writeJournal } from './journal.js';
 import { controlFrame, frame, FrameKind, Inbox, readFrames, writeAll, type Message } from './protocol.js';
 import type { Progress } from './progress.js';
@@ -106,7 +105,11 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
     const sink = {
       write: async (b: Buffer): Promise<void> => {
         if (!comp) return toWire(b);
-        if (!comp.write(b)) await Promise.race([once(comp, 'drain'), forwarding]);
+        // The dump reuses its page buffers once a write resolves: wait until
+        // the compressor has taken this chunk (write callback), not merely
+        // until it has queued it ('drain' is not emitted for small chunks).
+        const taken = new Promise<void>((resolve, reject) => comp.write(b, (err) => (err ? reject(err) : resolve())));
+        await Promise.race([taken, forwarding]);
       },
     };
 
@@ -122,13 +125,22 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
       progress.phase('restore', {});
       const ready = await expect('ready');
       progress.phase('commit', { pid: ready.pid });
-      writeJournal('source', migrationId, { state: 'committing', pid });
+      // the frozen tree, for `crmigrate resolve` if the outcome is in doubt
+      const tree = treeOf(pid).map(processRef);
+      writeJournal('source', migrationId, { state: 'committing', pid, tree });
       inDoubt = true;
       try {
         await send({ t: 'commit' });
+        // Fault injection for the tests: the link goes down once the commit
+        // is out, before its answer is read.
+        if (process.env.CRMIGRATE_FAULT_LOSE_LINK_AFTER_COMMIT) {
+          await new Promise((r) => setTimeout(r, 1000));
+          conn.close();
+          throw new CrmError('connection lost (fault injection)');
+        }
         await expect('committed');
       } catch (err) {
-        writeJournal('source', migrationId, { state: 'in-doubt', pid, reason: (err as Error).message });
+        writeJournal('source', migrationId, { state: 'in-doubt', pid, tree, reason: (err as Error).message });
         return 'hold';
       }
       inDoubt = false;

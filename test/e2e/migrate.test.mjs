@@ -227,3 +227,46 @@ test('the agent is killed mid-restore: the source thaws, the destination is clea
   faultDuringTransfer(() => {
     for (const a of destProcesses(/agent --stdio/)) process.kill(a.pid, 'SIGKILL');
   }, /connection|lost|closed|agent/i));
+
+test('the link is lost after the commit: the source tree is held stopped, resolve finishes from the agent journal', async () => {
+  const p = new TestProcess('t_tree');
+  let tree = [];
+  try {
+    await p.ready();
+    tree = treeOf(p.pid);
+    assert.ok(tree.length >= 8, `t_tree has ${tree.length} processes`);
+    const r = await migrateWithEvents(p.pid, () => undefined, { CRMIGRATE_FAULT_LOSE_LINK_AFTER_COMMIT: '1' });
+    assert.equal(r.code, 75, `expected an outcome in doubt:\n${r.stderr}`);
+    const id = r.stderr.match(/crmigrate resolve (\S+) /)?.[1];
+    assert.ok(id, r.stderr);
+    // nothing runs twice: the source copy of every live process is stopped
+    for (const pid of tree) {
+      const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0];
+      assert.ok(state === 'T' || state === 'Z', `source process ${pid} is not held (state ${state})`);
+    }
+    const res = await crmigrate(['resolve', id, DEST, '-F', CONFIG, '--remote-crmigrate', REMOTE]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout + res.stderr, /committed on the destination/);
+    await waitFor(() => tree.every((pid) => !alive(pid)), 'the held source tree to be killed', 10000);
+    assert.ok(destHasPid(p.pid), `PID ${p.pid} is not running on ${DEST}`);
+    inDest(`kill -USR2 ${p.pid}`);
+    await waitFor(() => /^(PASS|FAIL)$/m.test(p.log()), `t_tree to report on ${DEST}`, 20000);
+    assertPassed(assert, p.log(), 't_tree');
+  } finally {
+    for (const pid of tree) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    p.cleanup();
+    try { inDest(`kill -9 ${p.pid} 2>/dev/null; pkill -9 -s ${p.pid} 2>/dev/null; true`); } catch { /* gone */ }
+  }
+});
+
+/** Every process of the tree under pid, from /proc. */
+function treeOf(pid) {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
+      const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
+      if (kids) out.push(...kids.split(' ').map(Number));
+    }
+  }
+  return out;
+}
