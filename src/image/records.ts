@@ -5,7 +5,7 @@ import { ImageError } from '../util/errors.js';
 import { decodeWith, encodeWith, Reader, Writer, type Decoded, type Schema } from './schema.js';
 
 export const IMAGE_MAGIC = Buffer.from('CRMIMG\r\n', 'latin1');
-export const IMAGE_VERSION = 2;
+export const IMAGE_VERSION = 3;
 export const PAGE_SIZE = 4096;
 
 export const RecordType = {

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { CrmError, ExitCode } from '../util/errors.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const FrameKind = { CONTROL: 1, DATA: 2, DATA_END: 3 } as const;
 const MAX_FRAME = 32 << 20;
 

@@ -65,9 +65,13 @@ export function planTree(procs: ProcessRecord[], shmem: ShmemRecord[], files: Sh
       const outside = p.pgid === root.pgid && root.pgid !== root.pid;
       if (outside) throw new UnsupportedError(`process ${p.pid} is in the process group of the root's parent (${p.pgid}) without inheriting it; not supported`);
       flags |= TreeFlag.JOIN_GROUP;
-      if (!inTree.has(p.pgid) && !helpers.has(p.pgid)) {
+      const leader = procs.find((x) => x.pid === p.pgid);
+      if (leader && leader.pgid !== leader.pid)
+        throw new UnsupportedError(`process group ${p.pgid} of process ${p.pid} is named after process ${p.pgid}, which has moved to group ${leader.pgid}; not supported`);
+      if (!leader && !helpers.has(p.pgid)) {
         helpers.add(p.pgid);
-        helpersHere.push({ pid: p.pgid, ppid: p.pid, pgid: p.pgid, sid: now.sid, flags: TreeFlag.HELPER | TreeFlag.GROUP_LEADER, nthreads: 0, exitCode: 0, exitSignal: 0 });
+        // made by the first member (a zombie cannot make it: its parent does, in the same session)
+        helpersHere.push({ pid: p.pgid, ppid: p.zombie ? p.ppid : p.pid, pgid: p.pgid, sid: now.sid, flags: TreeFlag.HELPER | TreeFlag.GROUP_LEADER, nthreads: 0, exitCode: 0, exitSignal: 0 });
       }
     }
     tasks.push({ pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, flags, nthreads: p.tids.length, exitCode: p.exitCode, exitSignal: p.exitSignal });

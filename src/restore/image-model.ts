@@ -119,6 +119,8 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
       pids.add(p.pid);
     }
     if (processes[0].zombie) throw new ImageError('image: the root is a zombie');
+    for (const [list, what] of [[shmem, 'shared memory'], [files, 'shared file']] as const)
+      if (new Set(list.map((o) => o.id)).size !== list.length) throw new ImageError(`image has ${what} ${[...list].map((o) => o.id).find((id, i, a) => a.indexOf(id) !== i)} twice`);
     liveLeft = processes.filter((p) => !p.zombie);
     treeDone = true;
     return { kind: 'tree', header, processes, shmem, files };
@@ -129,8 +131,12 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
     if (!p || p.pid !== meta.task.pid) throw new ImageError(`image: task ${meta.task.pid} is not the next process of the tree`);
     const tids = meta.threads.map((t) => t.tid);
     if (tids.length !== p.tids.length || tids.some((t, i) => t !== p.tids[i])) throw new ImageError(`image: the threads of task ${p.pid} differ from its process record`);
-    for (const v of meta.vmas)
-      if (v.kind === VmaKind.ANON_SHARED && !shmem.some((o) => o.id === v.shmId)) throw new ImageError(`image: mapping at ${v.start.toString(16)} names unknown shared memory ${v.shmId}`);
+    for (const v of meta.vmas) {
+      if (v.kind !== VmaKind.ANON_SHARED) continue;
+      const o = shmem.find((x) => x.id === v.shmId);
+      if (!o) throw new ImageError(`image: mapping at ${v.start.toString(16)} names unknown shared memory ${v.shmId}`);
+      if (v.pgoff * 4096 + (v.end - v.start) > o.size) throw new ImageError(`image: mapping at ${v.start.toString(16)} reaches past the end of shared memory ${o.id}`);
+    }
     return { kind: 'task', meta };
   };
   let r = await items.next();

@@ -73,7 +73,7 @@ const FILE_ID = { dev: 0x803n, ino: 1835023n, size: 35280n, mtimeNs: 17000000001
 const NO_FILE = { dev: 0n, ino: 0n, size: 0n, mtimeNs: 0n };
 
 const HEADER = {
-  imageVersion: 2, toolVersion: '0.1.0', arch: 'x86_64', kernel: '6.8.0-48-generic #48-Ubuntu SMP', hostname: 'source-höst',
+  imageVersion: 3, toolVersion: '0.1.0', arch: 'x86_64', kernel: '6.8.0-48-generic #48-Ubuntu SMP', hostname: 'source-höst',
   pageSize: 4096, xsaveSize: 832, xcr0: 0x2e7n, createdMs: 1732660000123n, rootPid: 4242,
 };
 const TASK = {
@@ -83,6 +83,9 @@ const TASK = {
   startStack: 0x7ffc00000000, argStart: 0x7ffc00001000, argEnd: 0x7ffc00001100, envStart: 0x7ffc00001100, envEnd: 0x7ffc00002000,
   auxv: Buffer.concat([Buffer.from('0600000000000000', 'hex'), Buffer.from('0010000000000000', 'hex'), Buffer.alloc(16)]),
   rseqAbi: 0x7f0000001020n, rseqLen: 32, rseqSig: 0x53053053,
+  // credentials: effective within permitted, ambient within permitted and inheritable
+  groups: [4, 24, 27, 65534], capInh: 0x3400n, capPrm: 0x1fffffffeffn, capEff: 0x3000n, capBnd: 0x1ffffffffffn, capAmb: 0x1000n,
+  securebits: 0x2f, noNewPrivs: true, dumpable: 2,
 };
 const THREAD = {
   tid: 4242, rseqAbi: 0x7f0000001020n, rseqLen: 32, rseqSig: 0x53053053, robustList: 0x7f0000001a20n, robustLen: 24n, clearChildTid: 0x7f0000001a10n, comm: 'wörker-1',
@@ -104,20 +107,31 @@ const TIMERS = {
   ],
 };
 const VMA_FILE = {
-  start: 0x400000, end: 0x402000, kind: 3, prot: 5, vmFlags: 0, pgoff: 0, path: '/usr/local/bin/sleeper', openWrite: false, file: FILE_ID,
+  start: 0x400000, end: 0x402000, kind: 3, prot: 5, vmFlags: 0, pgoff: 0, path: '/usr/local/bin/sleeper', openWrite: false, file: FILE_ID, shmId: 0,
 };
-const VMA_ANON = { start: 0x7f0000000000, end: 0x7f0000004000, kind: 1, prot: 3, vmFlags: 0x21, pgoff: 0x7f0000000, path: '[anon:x y]', openWrite: false, file: NO_FILE };
-const VMA_SHARED = { start: 0x7f0000010000, end: 0x7f0000011000, kind: 4, prot: 3, vmFlags: 0, pgoff: 3, path: '/dev/shm/a b', openWrite: true, file: FILE_ID };
+const VMA_ANON = { start: 0x7f0000000000, end: 0x7f0000004000, kind: 1, prot: 3, vmFlags: 0x21, pgoff: 0x7f0000000, path: '[anon:x y]', openWrite: false, file: NO_FILE, shmId: 0 };
+const VMA_SHARED = { start: 0x7f0000010000, end: 0x7f0000011000, kind: 4, prot: 3, vmFlags: 0, pgoff: 3, path: '/dev/shm/a b', openWrite: true, file: FILE_ID, shmId: 0 };
+// anonymous shared memory: a view of SHMEM object 0xfffffffe from its second page on
+const VMA_SHMEM = { start: 0x7f0000020000, end: 0x7f0000022000, kind: 2, prot: 3, vmFlags: 0x4, pgoff: 1, path: '', openWrite: false, file: NO_FILE, shmId: 0xfffffffe };
 const FD = { fd: 3, kind: 1, path: '/var/log/app.log', flags: 0o102001, pos: 12345678901n, cloexec: true, shareId: 7, file: FILE_ID };
 const FD_DIR = { fd: 1048575, kind: 2, path: '/', flags: 0o200000, pos: 0n, cloexec: false, shareId: 0, file: NO_FILE };
+// the tree: a live root with three threads, a zombie killed by a signal, a zombie that exited
+const PROCESS = { pid: 4242, ppid: 1, pgid: 4242, sid: 4200, zombie: false, exitCode: 0, exitSignal: 0, tids: [4242, 4243, 2147483647], maxFd: 1048575 };
+const ZOMBIE = { pid: 4250, ppid: 4242, pgid: 4242, sid: 4200, zombie: true, exitCode: 0, exitSignal: 9, tids: [], maxFd: -1 };
+const ZOMBIE_EXITED = { pid: 4251, ppid: 4242, pgid: 4251, sid: 4200, zombie: true, exitCode: 255, exitSignal: 0, tids: [], maxFd: -1 };
+const SHMEM = { id: 0xfffffffe, size: 0x200000 };
+const OBJECT_PAGES = { id: 0xfffffffe };
+const SHARED_FILE = { id: 7, kind: 1, path: '/var/log/ä pp.log', flags: 0o102001, pos: 12345678901n };
 
 const PAGES_A = pattern(2 * PAGE, 5);
 const PAGES_B = pattern(PAGE, 6);
 
 /** Every record type, in a plausible order. */
 const RECORDS = [
-  [RecordType.HEADER, HEADER], [RecordType.TASK, TASK], [RecordType.THREAD, THREAD], [RecordType.REGS, REGS], [RecordType.SIGNALS, SIGNALS],
-  [RecordType.TIMERS, TIMERS], [RecordType.VMA, VMA_FILE], [RecordType.VMA, VMA_ANON], [RecordType.VMA, VMA_SHARED],
+  [RecordType.HEADER, HEADER], [RecordType.PROCESS, PROCESS], [RecordType.PROCESS, ZOMBIE], [RecordType.PROCESS, ZOMBIE_EXITED],
+  [RecordType.SHMEM, SHMEM], [RecordType.SHARED_FILE, SHARED_FILE], [RecordType.OBJECT_PAGES, OBJECT_PAGES],
+  [RecordType.TASK, TASK], [RecordType.THREAD, THREAD], [RecordType.REGS, REGS], [RecordType.SIGNALS, SIGNALS],
+  [RecordType.TIMERS, TIMERS], [RecordType.VMA, VMA_FILE], [RecordType.VMA, VMA_ANON], [RecordType.VMA, VMA_SHARED], [RecordType.VMA, VMA_SHMEM],
   [RecordType.FD, FD], [RecordType.FD, FD_DIR],
 ];
 
@@ -172,7 +186,7 @@ const headerFrame = rec(RecordType.HEADER, HEADER);
 /** Encodes a record with some fields re-typed (e.g. looser limits) to produce schema violations. */
 function encodeLoose(type, value0, retype) {
   const value = { ...value0 };
-  for (const k of ['uids', 'gids']) if (Array.isArray(value[k]) && typeof value[k][0] === 'number') value[k] = value[k].map((id) => ({ id }));
+  for (const k of ['uids', 'gids', 'groups']) if (Array.isArray(value[k]) && typeof value[k][0] === 'number') value[k] = value[k].map((id) => ({ id }));
   const schema = schemas[type].map(([name, t]) => [name, retype[name] ?? t]);
   const w = new Writer();
   encodeWith(w, schema, value, 'loose');
@@ -252,6 +266,69 @@ test('THREAD record: type 9, field layout, extreme values round-trip', () => {
   ]) assert.deepEqual(decodeRecord(RecordType.THREAD, encodeRecord(RecordType.THREAD, v)), v);
   assert.throws(() => encodeRecord(RecordType.THREAD, { ...THREAD, comm: '1234567890123456' }), (e) => e.name === 'ImageError' && /comm longer than 15 bytes/.test(e.message));
   assert.throws(() => encodeRecord(RecordType.THREAD, { ...THREAD, robustLen: 24 }), (e) => e.name === 'ImageError' && /robustLen must be a bigint/.test(e.message));
+});
+
+test('tree records: types 10-13, field layouts, extreme values round-trip', () => {
+  assert.deepEqual([RecordType.PROCESS, RecordType.SHMEM, RecordType.OBJECT_PAGES, RecordType.SHARED_FILE], [10, 11, 12, 13]);
+  // PROCESS: pid i32 | ppid i32 | pgid i32 | sid i32 | zombie u8 | exitCode i32 | exitSignal i32 | tids (u32 count, i32 each) | maxFd i32
+  const p = encodeRecord(RecordType.PROCESS, PROCESS);
+  assert.equal(p.length, 4 * 4 + 1 + 4 + 4 + 4 + 4 * PROCESS.tids.length + 4);
+  assert.deepEqual([0, 4, 8, 12].map((o) => p.readInt32LE(o)), [PROCESS.pid, PROCESS.ppid, PROCESS.pgid, PROCESS.sid]);
+  assert.equal(p[16], 0);
+  assert.equal(p.readInt32LE(17), PROCESS.exitCode);
+  assert.equal(p.readInt32LE(21), PROCESS.exitSignal);
+  assert.equal(p.readUInt32LE(25), 3);
+  assert.deepEqual([29, 33, 37].map((o) => p.readInt32LE(o)), PROCESS.tids);
+  assert.equal(p.readInt32LE(41), PROCESS.maxFd);
+  const z = encodeRecord(RecordType.PROCESS, ZOMBIE);
+  assert.equal(z.length, 4 * 4 + 1 + 4 + 4 + 4 + 4);
+  assert.equal(z[16], 1);
+  assert.equal(z.readInt32LE(21), 9);
+  assert.equal(z.readUInt32LE(25), 0);
+  assert.equal(z.readInt32LE(29), -1);
+  // SHMEM: id u32 | size u64; OBJECT_PAGES: id u32
+  const sh = encodeRecord(RecordType.SHMEM, SHMEM);
+  assert.equal(sh.length, 12);
+  assert.equal(sh.readUInt32LE(0), SHMEM.id);
+  assert.equal(sh.readBigUInt64LE(4), BigInt(SHMEM.size));
+  const op = encodeRecord(RecordType.OBJECT_PAGES, OBJECT_PAGES);
+  assert.equal(op.length, 4);
+  assert.equal(op.readUInt32LE(0), OBJECT_PAGES.id);
+  // SHARED_FILE: id u32 | kind u8 | path (u32 length, UTF-8) | flags u32 | pos u64
+  const sf = encodeRecord(RecordType.SHARED_FILE, SHARED_FILE);
+  const path = Buffer.from(SHARED_FILE.path, 'utf8');
+  assert.equal(sf.length, 4 + 1 + 4 + path.length + 4 + 8);
+  assert.equal(sf.readUInt32LE(0), SHARED_FILE.id);
+  assert.equal(sf[4], SHARED_FILE.kind);
+  assert.equal(sf.readUInt32LE(5), path.length);
+  assert.deepEqual(sf.subarray(9, 9 + path.length), path);
+  assert.equal(sf.readUInt32LE(9 + path.length), SHARED_FILE.flags);
+  assert.equal(sf.readBigUInt64LE(13 + path.length), SHARED_FILE.pos);
+  // VMA: shmId is the last field, a u32
+  const v = encodeRecord(RecordType.VMA, VMA_SHMEM);
+  assert.equal(v.readUInt32LE(v.length - 4), VMA_SHMEM.shmId);
+  const anon = encodeRecord(RecordType.VMA, VMA_ANON);
+  assert.equal(anon.readUInt32LE(anon.length - 4), 0);
+  const tids = Array.from({ length: 4097 }, (_, i) => 1000 + i); // a main thread and CRM_MAX_THREADS others
+  for (const [type, value] of [
+    [RecordType.PROCESS, { ...PROCESS, pid: 1000, ppid: 0, pgid: 2147483647, sid: 2147483647, tids, maxFd: -1 }],
+    [RecordType.PROCESS, { ...PROCESS, tids: [4242], maxFd: 0 }],
+    [RecordType.PROCESS, { ...ZOMBIE, exitCode: 0, exitSignal: 64 }],
+    [RecordType.PROCESS, { ...ZOMBIE, exitCode: 0, exitSignal: 0 }],
+    [RecordType.SHMEM, { id: 1, size: 4096 }],
+    [RecordType.SHMEM, { id: 0xffffffff, size: 2 ** 53 - 4096 }],
+    [RecordType.OBJECT_PAGES, { id: 0 }],
+    [RecordType.OBJECT_PAGES, { id: 0xffffffff }],
+    [RecordType.SHARED_FILE, { id: 0xffffffff, kind: 3, path: '/', flags: 0xffffffff, pos: 2n ** 64n - 1n }],
+    [RecordType.SHARED_FILE, { ...SHARED_FILE, kind: 2, path: '/' + 'd'.repeat(4095) }],
+    [RecordType.VMA, { ...VMA_SHMEM, shmId: 1 }],
+  ]) assert.deepEqual(decodeRecord(type, encodeRecord(type, value)), value);
+  const isImageError = (re) => (e) => e.name === 'ImageError' && re.test(e.message);
+  assert.throws(() => encodeRecord(RecordType.PROCESS, { ...PROCESS, tids: [...tids, 99999] }), isImageError(/tids has more than 4097 entries/));
+  assert.throws(() => encodeRecord(RecordType.SHARED_FILE, { ...SHARED_FILE, path: '/' + 'd'.repeat(4096) }), isImageError(/path longer than 4096 bytes/));
+  assert.throws(() => encodeRecord(RecordType.SHARED_FILE, { ...SHARED_FILE, pos: 0 }), isImageError(/pos must be a bigint/));
+  assert.throws(() => encodeRecord(RecordType.VMA, { ...VMA_ANON, shmId: undefined }), isImageError(/vma: field shmId must be an integer/));
+  assert.throws(() => encodeRecord(RecordType.SHMEM, { id: 1, size: 4096.5 }), isImageError(/size must be an address/));
 });
 
 for (const size of [0, 1, 7]) {
@@ -409,7 +486,7 @@ test('reserved frame field not zero', async () => {
 
 test('checksum mismatch in a record payload', async () => {
   const p = encodeRecord(RecordType.HEADER, HEADER);
-  await rejects(imageOf([frame(RecordType.HEADER, p, { crc: crc32c(p) ^ 0x100 })]), /record 1 \(header\): checksum mismatch/);
+  await rejects(imageOf([frame(RecordType.HEADER, p, { crc: (crc32c(p) ^ 0x100) >>> 0 })]), /record 1 \(header\): checksum mismatch/);
 });
 
 test('a dropped record is caught by the trailer', async () => {
@@ -428,7 +505,10 @@ test('a dropped record is caught by the trailer', async () => {
 test('two records swapped are caught by the chained CRC', async () => {
   const { bytes } = await writeImage(RECORDS, [[0x7f0000000000, PAGES_A], [0x7f0000010000, PAGES_B]]);
   const { frames, trailer } = splitFrames(bytes);
-  for (const [a, b] of [[1, 2], [3, 4], [5, 6], [6, 7], [8, 9], [7, 8], [10, 11], [9, 10]]) {
+  // every pair of neighbours after the header, the last record and the first PAGES included
+  assert.equal(frames.length, RECORDS.length + 2);
+  for (let a = 1; a + 1 < frames.length; a++) {
+    const b = a + 1;
     const f = [...frames];
     [f[a], f[b]] = [f[b], f[a]];
     await rejects(Buffer.concat([IMAGE_MAGIC, ...f, trailer]), /trailer does not match its content/, `records ${a} and ${b} swapped`);
@@ -447,12 +527,18 @@ test('a second header record', async () => {
 });
 
 test('an unknown record type', async () => {
-  for (const type of [0, 10, 77, 254, 0x100, 0xffffffff]) {
+  for (const type of [0, 14, 77, 254, 0x100, 0xffffffff]) {
     const p = Buffer.from('0123456789abcdef');
     await rejects(imageOf([headerFrame, frame(type, p)]), new RegExp(`unknown record type ${type}\\b`), `type ${type}`);
   }
   // 9 is THREAD now: those 16 bytes are a short THREAD record, not an unknown one
   await rejects(imageOf([headerFrame, frame(RecordType.THREAD, Buffer.from('0123456789abcdef'))]), /thread: field rseqSig runs past the end of the record/);
+  // and 10 to 13 are the tree's records (PROCESS, SHMEM, OBJECT_PAGES, SHARED_FILE)
+  const p16 = Buffer.from('0123456789abcdef');
+  await rejects(imageOf([headerFrame, frame(RecordType.PROCESS, p16)]), /process: field zombie runs past the end of the record/);
+  await rejects(imageOf([headerFrame, frame(RecordType.SHMEM, p16)]), /shmem: field size is not a user-space address/);
+  await rejects(imageOf([headerFrame, frame(RecordType.OBJECT_PAGES, p16)]), /object_pages: 12 unexpected trailing bytes/);
+  await rejects(imageOf([headerFrame, frame(RecordType.SHARED_FILE, p16)]), /shared_file: field path length 943142453 exceeds 4096/);
   await rejects(imageOf([frame(77, Buffer.from('x'))]), /does not start with a header record/);
   await rejects(imageOf([rec(RecordType.THREAD, THREAD)]), /does not start with a header record/);
   await rejects(imageOf([pagesFrame(0x10000, PAGES_B)]), /does not start with a header record/);
@@ -606,6 +692,65 @@ test('semantic: VMA with start >= end, unaligned, beyond user space, unknown kin
   await rejects(sem(RecordType.VMA, { ...VMA_SHARED, path: '' }), /has no absolute path/);
 });
 
+test('semantic: VMA shared memory id set exactly for ANON_SHARED', async () => {
+  await rejects(sem(RecordType.VMA, { ...VMA_SHMEM, shmId: 0 }), /^mapping at 7f0000020000 has a bad shared memory id$/);
+  for (const v of [VMA_ANON, VMA_FILE, VMA_SHARED]) {
+    for (const shmId of [1, 0xffffffff]) {
+      await rejects(sem(RecordType.VMA, { ...v, shmId }), new RegExp(`^mapping at ${v.start.toString(16)} has a bad shared memory id$`), `kind ${v.kind} shmId ${shmId}`);
+    }
+  }
+  for (const kind of [5, 6]) await rejects(sem(RecordType.VMA, { ...VMA_ANON, kind, path: '[vdso]', shmId: 3 }), /has a bad shared memory id/, `kind ${kind}`);
+  for (const shmId of [1, 0xffffffff]) {
+    const { items } = await readAll(sem(RecordType.VMA, { ...VMA_SHMEM, shmId }));
+    assert.deepEqual(items[1].value, { ...VMA_SHMEM, shmId });
+  }
+});
+
+test('semantic: PROCESS with invalid ids, zombie with threads or a bad status, live process without its main thread first', async () => {
+  const P = (o) => sem(RecordType.PROCESS, { ...PROCESS, ...o });
+  const Z = (o) => sem(RecordType.PROCESS, { ...ZOMBIE, ...o });
+  for (const o of [{ pid: 0 }, { pid: -1 }, { ppid: -1 }, { pgid: 0 }, { pgid: -4242 }, { sid: 0 }, { sid: -2147483648 }]) {
+    const pid = o.pid ?? PROCESS.pid;
+    await rejects(P({ ...o, tids: [pid] }), new RegExp(`^process record ${pid} has invalid ids$`), JSON.stringify(o));
+  }
+  await rejects(Z({ sid: 0 }), /^process record 4250 has invalid ids$/);
+  await rejects(Z({ tids: [4250] }), /^zombie 4250 has threads$/);
+  await rejects(Z({ tids: [4250, 4251] }), /^zombie 4250 has threads$/);
+  for (const o of [{ exitCode: -1 }, { exitCode: 256 }, { exitSignal: -1 }, { exitSignal: 65 }, { exitCode: 2147483647 }]) {
+    await rejects(Z(o), /^zombie 4250 has an invalid exit status$/, JSON.stringify(o));
+  }
+  await rejects(P({ tids: [] }), /^process 4242 does not list its main thread first$/);
+  await rejects(P({ tids: [4243, 4242] }), /^process 4242 does not list its main thread first$/);
+  await rejects(P({ tids: [4243] }), /^process 4242 does not list its main thread first$/);
+  for (const tids of [[4242, 4243, 4243], [4242, 4242], [4242, 0], [4242, -4243]]) {
+    await rejects(P({ tids }), /^process 4242 has invalid thread ids$/, JSON.stringify(tids));
+  }
+  for (const maxFd of [-2, 1 << 20, -2147483648]) await rejects(P({ maxFd }), /^process 4242 has an invalid descriptor range$/, `maxFd ${maxFd}`);
+  // accepted: a root whose parent is outside the PID namespace (ppid 0), no descriptors, a zombie's ignored fields
+  for (const o of [{ ppid: 0 }, { maxFd: -1 }, { maxFd: (1 << 20) - 1 }, { exitCode: 7, exitSignal: 15 }]) {
+    const { items } = await readAll(P(o));
+    assert.deepEqual(items[1].value, { ...PROCESS, ...o });
+  }
+  for (const o of [{ maxFd: 5 }, { maxFd: -77 }, { exitCode: 255, exitSignal: 64 }]) {
+    const { items } = await readAll(Z(o));
+    assert.deepEqual(items[1].value, { ...ZOMBIE, ...o });
+  }
+});
+
+test('semantic: SHMEM with id 0 or a size that is zero or not whole pages; SHARED_FILE with id 0, a bad kind or a relative path', async () => {
+  await rejects(sem(RecordType.SHMEM, { id: 0, size: 4096 }), /^shared memory 0 has an invalid size$/);
+  for (const size of [0, 1, 4095, 4097, 0x200800]) await rejects(sem(RecordType.SHMEM, { id: 5, size }), /^shared memory 5 has an invalid size$/, `size ${size}`);
+  const F = (o) => sem(RecordType.SHARED_FILE, { ...SHARED_FILE, ...o });
+  await rejects(F({ id: 0 }), /^shared file 0 is invalid$/);
+  for (const kind of [0, 4, 255]) await rejects(F({ kind }), /^shared file 7 is invalid$/, `kind ${kind}`);
+  for (const path of ['', 'var/log/app.log', './x']) await rejects(F({ path }), /^shared file 7 is invalid$/, `path ${JSON.stringify(path)}`);
+  // OBJECT_PAGES has nothing to check on its own (its id is checked against the SHMEM records by readSections)
+  for (const id of [0, 1, 0xffffffff]) {
+    const { items } = await readAll(sem(RecordType.OBJECT_PAGES, { id }));
+    assert.deepEqual(items[1].value, { id });
+  }
+});
+
 test('semantic: FD with negative or huge number, unknown kind, relative path', async () => {
   for (const fd of [-1, -2147483648]) await rejects(sem(RecordType.FD, { ...FD, fd }), new RegExp(`descriptor number ${fd} out of range`));
   await rejects(sem(RecordType.FD, { ...FD, fd: 1 << 20 }), /descriptor number 1048576 out of range/);
@@ -626,8 +771,8 @@ test('semantic: pending signal with signo 0 or > 64, bad sigactions', async () =
 test('semantic: header with the wrong arch, version, page size or xsave size', async () => {
   await rejects(sem(RecordType.HEADER, { ...HEADER, arch: 'aarch64' }), /image is for aarch64, not x86_64/);
   await rejects(sem(RecordType.HEADER, { ...HEADER, arch: '' }), /image is for , not x86_64/);
-  await rejects(sem(RecordType.HEADER, { ...HEADER, imageVersion: 3 }), /image version 3 is not supported/);
-  await rejects(sem(RecordType.HEADER, { ...HEADER, imageVersion: 1 }), /image version 1 is not supported/);
+  await rejects(sem(RecordType.HEADER, { ...HEADER, imageVersion: 4 }), /image version 4 is not supported/);
+  await rejects(sem(RecordType.HEADER, { ...HEADER, imageVersion: 2 }), /image version 2 is not supported/);
   await rejects(sem(RecordType.HEADER, { ...HEADER, pageSize: 16384 }), /page size 16384 is not 4096/);
   await rejects(sem(RecordType.HEADER, { ...HEADER, xsaveSize: 512 }), /invalid xsave size/);
   await rejects(sem(RecordType.HEADER, { ...HEADER, xsaveSize: 65537 }), /invalid xsave size/);
@@ -643,6 +788,16 @@ test('semantic: task, registers and timers', async () => {
   await rejects(T({ rseqLen: 16 }), /invalid rseq registration/);
   await rejects(T({ rseqAbi: 0x7f0000001010n }), /invalid rseq registration/);
   await rejects(T({ uids: [1, 2, 3] }), /credentials incomplete/);
+  for (const o of [{ dumpable: 3 }, { dumpable: 255 }, { capEff: 0x100n }, { capEff: 0x3000n | (1n << 63n) }, { capAmb: 0x800n }, { capAmb: 0x100n }, { capInh: 0n }]) {
+    await rejects(T(o), /^task 4242 has inconsistent capabilities$/, JSON.stringify(o, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)));
+  }
+  assert.throws(() => encodeRecord(RecordType.TASK, { ...TASK, groups: Array.from({ length: 65 }, (_, i) => i) }), (e) => e.name === 'ImageError' && /groups has more than 64 entries/.test(e.message));
+  // accepted: no capabilities at all, all of them, no groups, 64 groups, not dumpable
+  for (const o of [{ capInh: 0n, capPrm: 0n, capEff: 0n, capBnd: 0n, capAmb: 0n }, { capInh: 2n ** 64n - 1n, capPrm: 2n ** 64n - 1n, capEff: 2n ** 64n - 1n, capAmb: 2n ** 64n - 1n },
+    { groups: [] }, { groups: Array.from({ length: 64 }, (_, i) => 0xffffffff - i) }, { dumpable: 0, noNewPrivs: false, securebits: 0 }]) {
+    const { items } = await readAll(T(o));
+    assert.deepEqual(items[1].value, { ...TASK, ...o });
+  }
   await rejects(sem(RecordType.REGS, { ...REGS, gp: Buffer.alloc(200) }), /general-purpose block is 200 bytes, expected 216/);
   await rejects(sem(RecordType.REGS, { ...REGS, xsave: Buffer.alloc(575) }), /FPU state too short/);
   await rejects(sem(RecordType.TIMERS, { itimers: [{ ...TIMERS.itimers[0], which: 3 }] }), /itimer 3 unknown/);

@@ -76,6 +76,11 @@ const TASK_FIELDS = [
   ['altstack_flags', 3456, 4, 'unchecked'], ['pad1', 3460, 4, 'unchecked'], ['itimers', 3464, 96, 'mixed'],
   ['rseq_abi', 3560, 8, 'checked'], ['rseq_len', 3568, 4, 'checked'], ['rseq_sig', 3572, 4, 'value'],
   ['robust_list', 3576, 8, 'value'], ['robust_len', 3584, 8, 'checked'], ['clear_child_tid', 3592, 8, 'value'],
+  // struct crm_creds creds
+  ['creds.uid', 3600, 16, 'value'], ['creds.gid', 3616, 16, 'value'], ['creds.cap_inh', 3632, 8, 'value'], ['creds.cap_prm', 3640, 8, 'value'],
+  ['creds.cap_eff', 3648, 8, 'value'], ['creds.cap_bnd', 3656, 8, 'value'], ['creds.cap_amb', 3664, 8, 'value'],
+  ['creds.securebits', 3672, 4, 'unchecked'], ['creds.no_new_privs', 3676, 4, 'checked'], ['creds.dumpable', 3680, 4, 'checked'],
+  ['creds.ngroups', 3684, 4, 'checked'], ['creds.groups', 3688, 256, 'value'],
 ];
 const THREAD_FIELDS = [
   ['tid', 0, 4, 'checked'], ['pad', 4, 4, 'unchecked'], ['regs', 8, 216, 'free'], ['blocked', 224, 8, 'value'],
@@ -85,7 +90,7 @@ const THREAD_FIELDS = [
   ['comm', 296, 16, 'checked'],
 ];
 const VMA_FIELDS = [['start', 0, 8, 'checked'], ['end', 8, 8, 'checked'], ['pgoff', 16, 8, 'checked'], ['kind', 24, 4, 'checked'],
-  ['prot', 28, 4, 'checked'], ['vm_flags', 32, 4, 'unchecked'], ['path', 36, 4, 'checked'], ['open_flags', 40, 4, 'checked'], ['pad', 44, 4, 'unchecked']];
+  ['prot', 28, 4, 'checked'], ['vm_flags', 32, 4, 'unchecked'], ['path', 36, 4, 'checked'], ['open_flags', 40, 4, 'checked'], ['object', 44, 4, 'checked']];
 const FD_FIELDS = [['fd', 0, 4, 'checked'], ['kind', 4, 4, 'checked'], ['flags', 8, 4, 'unchecked'], ['cloexec', 12, 4, 'checked'],
   ['pos', 16, 8, 'value'], ['path', 24, 4, 'checked'], ['share_id', 28, 4, 'value']];
 // siginfo.tid is checked for a thread's own signal (shared = 0) only
@@ -144,7 +149,7 @@ function specReject(input) {
   if (input.length < total) return 'truncated';
   const b = input.subarray(0, total);
   const h = (n) => hdr(b, n);
-  if (h('version') !== 3) return 'version';
+  if (h('version') !== 4) return 'version';
   if (h('header_size') !== HEADER_SIZE) return 'header size';
   const sectionOk = (off, count, elem) => off % 8 === 0 && off >= HEADER_SIZE && off + count * elem <= total;
   if (h('task_size') !== SIZES.task || !sectionOk(h('task_offset'), 1, SIZES.task)) return 'task section';
@@ -175,6 +180,8 @@ function specReject(input) {
   const rseqLen = b.readUInt32LE(t + 3568);
   if (rseqLen && (rseqLen < 32 || rseqLen > 4096 || b.readBigUInt64LE(t + 3560) % 32n)) return 'rseq';
   if (![0n, 24n].includes(b.readBigUInt64LE(t + 3584))) return 'robust_len';
+  // credentials: at most CRM_MAX_GROUPS groups, dumpable 0..2, no_new_privs 0 or 1
+  if (b.readUInt32LE(t + 3684) > 64 || b.readUInt32LE(t + 3680) > 2 || b.readUInt32LE(t + 3676) > 1) return 'creds';
   for (let i = 0; i < 3; i++) {
     const it = t + 3464 + i * 32;
     if (b.readBigUInt64LE(it + 8) >= 1000000n || b.readBigUInt64LE(it + 24) >= 1000000n) return 'itimer';
@@ -200,6 +207,8 @@ function specReject(input) {
     if (b.readBigUInt64LE(v + 16) > 1n << 40n) return 'vma pgoff';
     const of = b.readUInt32LE(v + 40);
     if (of !== 0 && of !== 2) return 'vma open_flags';
+    // the id of its CRM_OBJ_SHMEM for an anonymous shared mapping, 0 for every other kind
+    if ((kind === 2) !== (b.readUInt32LE(v + 44) !== 0)) return 'vma object';
   }
   for (let i = 0; i < h('fd_count'); i++) {
     const f = h('fd_offset') + i * SIZES.fd;
@@ -253,6 +262,13 @@ test('vector: encodePlan(buildPlan()) is byte-identical to test/vectors/plan-v1.
   assert.equal(L.header_size, SIZES.header);
   assert.ok(L.vma_count >= 12 && L.fd_count >= 6 && L.siginfo_count === 3 && L.thread_count === 2 && L.xsave_size === 832);
   for (const k of [1, 2, 3, 4, 5, 6]) assert.ok(buildPlan().vmas.filter((v) => v.kind === k).length >= 2, `vma kind ${k}`);
+  // crm_vma.object: the shared memory object of each anonymous shared mapping (two distinct ones), 0 elsewhere
+  buildPlan().vmas.forEach((v, i) => {
+    const object = VECTOR.readUInt32LE(L.vma_offset + i * SIZES.vma + 44);
+    assert.equal(object, v.object, `vma[${i}].object`);
+    assert.equal(v.kind === VmaKind.ANON_SHARED, object !== 0, `vma[${i}]: kind ${v.kind} with object ${object}`);
+  });
+  assert.deepEqual(buildPlan().vmas.filter((v) => v.object).map((v) => v.object), [3, 0xfffffffe]);
   for (const k of [1, 2, 3]) assert.ok(buildPlan().fds.some((f) => f.kind === k), `fd kind ${k}`);
   // sections in the order of crm_plan.h, threads last; one xsave area per thread
   const order = ['task_offset', 'vma_offset', 'fd_offset', 'siginfo_offset', 'xsave_offset', 'strings_offset', 'thread_offset'].map((k) => L[k]);
@@ -276,6 +292,13 @@ test('vector: encodePlan(buildPlan()) is byte-identical to test/vectors/plan-v1.
   });
   assert.ok(VECTOR.subarray(L.xsave_offset, L.xsave_offset + L.xsave_size).equals(plan.xsave));
   assert.deepEqual([3576, 3584, 3592].map((o) => VECTOR.readBigUInt64LE(L.task_offset + o)), [plan.task.robustList, plan.task.robustLen, plan.task.clearChildTid]);
+  // the credentials, at the end of the task
+  const cr = plan.task.creds;
+  const at = (o) => L.task_offset + 3600 + o;
+  assert.deepEqual([0, 4, 8, 12, 16, 20, 24, 28].map((o) => VECTOR.readUInt32LE(at(o))), [...cr.uids, ...cr.gids]);
+  assert.deepEqual([32, 40, 48, 56, 64].map((o) => VECTOR.readBigUInt64LE(at(o))), [cr.capInh, cr.capPrm, cr.capEff, cr.capBnd, cr.capAmb]);
+  assert.deepEqual([72, 76, 80, 84].map((o) => VECTOR.readUInt32LE(at(o))), [cr.securebits, 1, cr.dumpable, cr.groups.length]);
+  assert.deepEqual(Array.from({ length: 64 }, (_, i) => VECTOR.readUInt32LE(at(88 + i * 4))), [...cr.groups, ...Array(64 - cr.groups.length).fill(0)]);
   assert.equal(specReject(VECTOR), null);
 });
 
@@ -327,6 +350,8 @@ int main(void) {
   P("const.auxv_words", CRM_AUXV_WORDS);
   P("const.nsig", CRM_NSIG);
   P("const.max_threads", CRM_MAX_THREADS);
+  P("const.max_groups", CRM_MAX_GROUPS);
+  P("sizeof.creds", sizeof(struct crm_creds));
   P("const.chunk_pages", CRM_CHUNK_PAGES);
   P("const.chunk_end", CRM_CHUNK_END);
   P("const.vma_anon_private", CRM_VMA_ANON_PRIVATE); P("const.vma_anon_shared", CRM_VMA_ANON_SHARED);
@@ -364,6 +389,8 @@ ${fields('crm_chunk', ['addr', 'len', 'kind'])}
     assert.equal(c['sizeof.task'], TASK_FIELDS.at(-1)[1] + TASK_FIELDS.at(-1)[2]);
     assert.equal(c['sizeof.thread'], THREAD_FIELDS.at(-1)[1] + THREAD_FIELDS.at(-1)[2]);
     assert.equal(c['const.max_threads'], 4096);
+    assert.equal(c['const.max_groups'], 64);
+    assert.equal(c['sizeof.creds'], SIZES.task - 3600);
     assert.equal(c['sizeof.sigaction'], 32);
     assert.equal(c['sizeof.itimer'], 32);
     assert.equal(c['sizeof.chunk'], 16);
@@ -479,7 +506,8 @@ function mutations() {
   put32('header.total_size = 71', H('total_size'), 71);
   put32('header.version = 1 (the format without threads)', H('version'), 1);
   put32('header.version = 2 (the format without thread names)', H('version'), 2);
-  put32('header.version = 4', H('version'), 4);
+  put32('header.version = 3 (the format without credentials)', H('version'), 3);
+  put32('header.version = 5', H('version'), 5);
   put32('header.header_size = 64 (the v1 header)', H('header_size'), 64);
   put32('header.task_offset misaligned', H('task_offset'), L.task_offset + 4);
   put32('header.task_offset inside the header', H('task_offset'), 0);
@@ -498,6 +526,12 @@ function mutations() {
     b.fill(0x41, T + 32, T + 48);
     out.push({ name: 'task.comm not terminated', bytes: b, touched: [...Array(16).keys()].map((k) => T + 32 + k).filter((i) => b[i] !== VECTOR[i]) });
   }
+  put32('task.creds.ngroups = 65', T + 3684, 65);
+  put32('task.creds.ngroups = 0xffffffff', T + 3684, 0xffffffff);
+  put32('task.creds.dumpable = 3', T + 3680, 3);
+  put32('task.creds.no_new_privs = 2', T + 3676, 2);
+  put32('task.creds.ngroups = 64 (accepted)', T + 3684, 64);
+  put32('task.creds.ngroups = 0 (accepted)', T + 3684, 0);
   put32('task.rseq_len = 16', T + 3568, 16);
   put32('task.rseq_len = 8192', T + 3568, 8192);
   put64('task.rseq_abi misaligned', T + 3560, 0x7f1e2d0b3fe8n);
@@ -513,6 +547,14 @@ function mutations() {
   put32('vma[4].prot = 8', V(4, 28), 8);
   put32('vma[0].path = "" (file mapping)', V(0, 36), 0);
   put64('vma[6].pgoff = 2^40 + 1', V(6, 16), (1n << 40n) + 1n);
+  put32('vma[4].object = 0 (anonymous shared without its object)', V(4, 44), 0);
+  put32('vma[5].object = 0 (anonymous shared without its object)', V(5, 44), 0);
+  put32('vma[2].object = 3 (anonymous private naming an object)', V(2, 44), 3);
+  put32('vma[6].object = 1 (file shared naming an object)', V(6, 44), 1);
+  put32('vma[11].object = 0xffffffff ([vdso] naming an object)', V(11, 44), 0xffffffff);
+  put32('vma[4].object = vma[5].object (both views of one object: accepted)', V(4, 44), 0xfffffffe);
+  put32('vma[2].kind = 2 (anonymous shared without an object)', V(2, 24), 2);
+  put32('vma[4].kind = 1 (anonymous private with an object)', V(4, 24), 1);
   {
     const b = Buffer.from(VECTOR);
     VECTOR.copy(b, V(1, 0), V(2, 0), V(3, 0));
@@ -716,6 +758,51 @@ for (const r of THREAD_RULES) {
       assert.equal(out.stderr, '');
       assert.equal(out.status, 0);
       assert.match(out.stdout, new RegExp(`\\nxsave 832 bytes x ${1 + b.readUInt32LE(HO('thread_count'))}\\n$`));
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+// crm_vma.object (process trees): an anonymous shared mapping names its
+// CRM_OBJ_SHMEM in the tree section, and no other kind names one.
+
+const VO = (i, o) => L.vma_offset + i * SIZES.vma + o;
+const OBJECT_RULES = [
+  { name: 'anonymous shared mapping with object 0', edits: [[VO(4, 44), 4, 0]], spec: 'vma object', c: /mapping 4 has a bad shared memory object/ },
+  { name: 'second anonymous shared mapping with object 0', edits: [[VO(5, 44), 4, 0]], spec: 'vma object', c: /mapping 5 has a bad shared memory object/ },
+  { name: 'anonymous private mapping with an object', edits: [[VO(2, 44), 4, 3]], spec: 'vma object', c: /mapping 2 has a bad shared memory object/ },
+  { name: 'private file mapping with an object', edits: [[VO(0, 44), 4, 1]], spec: 'vma object', c: /mapping 0 has a bad shared memory object/ },
+  { name: 'shared file mapping with an object', edits: [[VO(7, 44), 4, 0xffffffff]], spec: 'vma object', c: /mapping 7 has a bad shared memory object/ },
+  { name: '[vvar] with an object', edits: [[VO(9, 44), 4, 2]], spec: 'vma object', c: /mapping 9 has a bad shared memory object/ },
+  { name: '[vdso] with an object', edits: [[VO(12, 44), 4, 2]], spec: 'vma object', c: /mapping 12 has a bad shared memory object/ },
+  { name: 'an anonymous private mapping turned shared, without an object', edits: [[VO(3, 24), 4, 2]], spec: 'vma object', c: /mapping 3 has a bad shared memory object/ },
+  { name: 'an anonymous shared mapping turned private, keeping its object', edits: [[VO(4, 24), 4, 1]], spec: 'vma object', c: /mapping 4 has a bad shared memory object/ },
+  // valid
+  { name: 'both shared mappings naming one object', edits: [[VO(4, 44), 4, 0xfffffffe]], spec: null },
+  { name: 'object id 0xffffffff', edits: [[VO(5, 44), 4, 0xffffffff]], spec: null },
+  { name: 'an anonymous private mapping turned shared with an object', edits: [[VO(3, 24), 4, 2], [VO(3, 44), 4, 1]], spec: null },
+  { name: 'an anonymous shared mapping turned private without its object', edits: [[VO(4, 24), 4, 1], [VO(4, 44), 4, 0]], spec: null },
+];
+
+for (const r of OBJECT_RULES) {
+  test(`vma objects: ${r.spec ? 'refuses' : 'accepts'} ${r.name}`, async () => {
+    const b = patched(r.edits);
+    assert.equal(specReject(b), r.spec);
+    const out = await printPlan(b);
+    assert.equal(out.signal, null);
+    if (r.spec) {
+      assert.equal(out.status, 1, `accepted: ${out.stdout.split('\n')[0]}`);
+      assert.match(out.stderr, /^crmigrate-restore: [^\n]+\n$/);
+      assert.match(out.stderr, r.c);
+      assert.equal(out.stdout, '');
+    } else {
+      assert.equal(out.stderr, '');
+      assert.equal(out.status, 0);
+      // the object ids as written
+      const vmaLines = out.stdout.split('\n').filter((l) => l.startsWith('vma '));
+      for (const [off, , v] of r.edits) {
+        if ((off - L.vma_offset) % SIZES.vma === 44) assert.match(vmaLines[Math.floor((off - L.vma_offset) / SIZES.vma)], new RegExp(` object=${v} `));
+      }
     }
   });
 }
