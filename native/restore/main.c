@@ -44,7 +44,6 @@
 
 extern const uint8_t restorer_blob_start[], restorer_blob_end[];
 
-#define EXIT_PID_TAKEN 2
 #define EXIT_DISCARDED 3
 #define BOOT_STACK_SIZE (64 * 1024)
 
@@ -496,19 +495,7 @@ int main(int argc, char **argv) {
 
   int sync[2];
   if (pipe2(sync, O_CLOEXEC)) die_errno("pipe");
-  pid_t tid = tr.tasks[0].pid;
-  struct clone_args ca = {0};
-  ca.exit_signal = SIGCHLD;
-  ca.set_tid = (uint64_t)&tid;
-  ca.set_tid_size = 1;
-  long r = syscall(SYS_clone3, &ca, sizeof ca);
-  if (r < 0) {
-    if (errno == EEXIST) {
-      report("PID %d is already in use on this host", tid);
-      return EXIT_PID_TAKEN;
-    }
-    die_errno("clone3 with PID %d", tid);
-  }
+  long r = fork_with_pid(tr.tasks[0].pid);
   if (r == 0) {
     char c;
     close(sync[1]);

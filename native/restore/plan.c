@@ -145,13 +145,8 @@ int plan_load(int fd, struct plan *p, char *err, size_t errlen) {
   if (r < 0) FAIL("reading the restore plan: %s", strerror(errno));
   if (h.magic != CRM_PLAN_MAGIC) FAIL("restore plan has a bad magic number 0x%08x", h.magic);
   if (h.total_size < sizeof h || h.total_size > CRM_PLAN_MAX_SIZE) FAIL("restore plan size %u out of range", h.total_size);
-  uint8_t *buf = aligned_alloc(64, page_up(h.total_size));
-  if (!buf) FAIL("out of memory for the restore plan");
-  memcpy(buf, &h, sizeof h);
-  if (read_full(fd, buf + sizeof h, h.total_size - sizeof h)) {
-    free(buf);
-    FAIL("restore plan truncated");
-  }
+  uint8_t *buf = read_section(fd, &h, sizeof h, h.total_size);
+  if (!buf) FAIL(errno == ENOMEM ? "out of memory for the restore plan" : "restore plan truncated");
   return plan_parse(buf, h.total_size, p, err, errlen);
 }
 

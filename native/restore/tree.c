@@ -129,13 +129,8 @@ int tree_load(int fd, struct tree *t, char *err, size_t errlen) {
   if (r) FAIL(r > 0 ? "restore input is empty" : "restore tree section truncated");
   if (h.magic != CRM_TREE_MAGIC) FAIL("restore input does not start with a tree section");
   if (h.total_size < sizeof h || h.total_size > CRM_TREE_MAX_SIZE) FAIL("restore tree section size %u out of range", h.total_size);
-  uint8_t *buf = malloc(h.total_size);
-  if (!buf) FAIL("out of memory for the restore tree");
-  memcpy(buf, &h, sizeof h);
-  if (read_full(fd, buf + sizeof h, h.total_size - sizeof h)) {
-    free(buf);
-    FAIL("restore tree section truncated");
-  }
+  uint8_t *buf = read_section(fd, &h, sizeof h, h.total_size);
+  if (!buf) FAIL(errno == ENOMEM ? "out of memory for the restore tree" : "restore tree section truncated");
   return tree_parse(buf, h.total_size, t, err, errlen);
 }
 
@@ -248,17 +243,7 @@ again:;
   }
   for (uint32_t c = idx + 1; c < n; c++) {
     if (t->tasks[c].ppid != me->pid) continue;
-    pid_t tid = t->tasks[c].pid;
-    struct clone_args ca = {0};
-    ca.exit_signal = SIGCHLD;
-    ca.set_tid = (uint64_t)&tid;
-    ca.set_tid_size = 1;
-    long r = syscall(SYS_clone3, &ca, sizeof ca);
-    if (r < 0) {
-      if (errno == EEXIST) die("PID %d is already in use on this host", tid);
-      die_errno("clone3 with PID %d", tid);
-    }
-    if (r == 0) {
+    if (fork_with_pid(t->tasks[c].pid) == 0) {
       idx = c;
       goto again;
     }

@@ -1,6 +1,10 @@
 #include "util.h"
 
 #include <errno.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/syscall.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,4 +73,31 @@ int write_full(int fd, const void *buf, size_t len) {
     done += (size_t)r;
   }
   return 0;
+}
+
+long fork_with_pid(int pid) {
+  pid_t tid = pid;
+  struct clone_args ca = {0};
+  ca.exit_signal = SIGCHLD;
+  ca.set_tid = (uint64_t)&tid;
+  ca.set_tid_size = 1;
+  long r = syscall(SYS_clone3, &ca, sizeof ca);
+  if (r < 0 && errno == EEXIST) {
+    report("PID %d is already in use on this host", pid);
+    _exit(EXIT_PID_TAKEN);
+  }
+  if (r < 0) die_errno("clone3 with PID %d", pid);
+  return r;
+}
+
+uint8_t *read_section(int fd, const void *head, size_t head_len, size_t total) {
+  uint8_t *buf = aligned_alloc(64, page_up(total));
+  if (!buf) return NULL;
+  memcpy(buf, head, head_len);
+  if (read_full(fd, buf + head_len, total - head_len)) {
+    free(buf);
+    errno = EIO;
+    return NULL;
+  }
+  return buf;
 }

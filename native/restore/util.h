@@ -20,5 +20,15 @@ void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int read_full(int fd, void *buf, size_t len);
 int write_full(int fd, const void *buf, size_t len);
 
+/* fork() with the given PID (clone3 set_tid, SIGCHLD on exit); as fork:
+ * 0 in the child, the PID in the parent; on failure the process exits
+ * (EXIT_PID_TAKEN when the PID is in use). */
+#define EXIT_PID_TAKEN 2
+long fork_with_pid(int pid);
+/* Reads the rest of a sized section whose header (head_len bytes) is read:
+ * returns the whole section in a new buffer (aligned), or NULL with errno
+ * (ENOMEM, or EIO when it ends early). */
+uint8_t *read_section(int fd, const void *head, size_t head_len, size_t total);
+
 static inline uint64_t page_up(uint64_t v) { return (v + PAGE_SIZE_BYTES - 1) & ~(PAGE_SIZE_BYTES - 1); }
 #endif

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { alive, assertPassed, crmigrate, TestProcess, waitFor } from './harness.mjs';
+import { alive, assertPassed, crmigrate, TestProcess, treeOf, waitFor } from './harness.mjs';
 
 const EXIT = { UNSUPPORTED: 65, BAD_IMAGE: 66, NO_PROCESS: 67, PID_TAKEN: 68, MISSING_FILE: 69, USAGE: 64 };
 const oneLine = (stderr) => stderr.trim().split('\n').length === 1 && stderr.startsWith('crmigrate: ');
@@ -40,18 +40,6 @@ test('dump refuses a process holding a socket, and the process carries on untouc
   }
 });
 
-/** Every process of the tree under pid (read from /proc). */
-function treePids(pid) {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) {
-    for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
-      const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
-      if (kids) out.push(...kids.split(' ').map(Number));
-    }
-  }
-  return out;
-}
-
 const statusOf = (pid) => Object.fromEntries(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').filter(Boolean).map((l) => l.split(':\t')));
 
 test('dump refuses a tree where a child holds a pipe; every process of it carries on untraced', async () => {
@@ -59,7 +47,7 @@ test('dump refuses a tree where a child holds a pipe; every process of it carrie
   const sh = spawn('sh', ['-c', 'sleep 300 | sleep 301 & sleep 302 & wait'], { stdio: 'ignore', detached: true });
   let pids = [];
   try {
-    await waitFor(() => (pids = treePids(sh.pid)).length >= 4, 'the shell to start its children');
+    await waitFor(() => (pids = treeOf(sh.pid)).length >= 4, 'the shell to start its children');
     const d = await crmigrate(['dump', String(sh.pid), '--dir', dir]);
     assert.equal(d.code, EXIT.UNSUPPORTED, d.stderr);
     assert.ok(oneLine(d.stderr), d.stderr);

@@ -2,7 +2,7 @@
 // program, wait for READY, checkpoint it, restore it, trigger it with
 // SIGUSR2 and read its verdict. Processes are always cleaned up by PID.
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +18,18 @@ export function crmigrate(args, { timeoutMs = 120000 } = {}) {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
     });
   });
+}
+
+/** Every process of the tree under pid, read from /proc (the root first). */
+export function treeOf(pid) {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
+      const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
+      if (kids) out.push(...kids.split(' ').map(Number));
+    }
+  }
+  return out;
 }
 
 export function alive(pid) {

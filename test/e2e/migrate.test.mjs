@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { alive, assertPassed, CLI, crmigrate, TestProcess, waitFor } from './harness.mjs';
+import { alive, assertPassed, CLI, crmigrate, TestProcess, treeOf, waitFor } from './harness.mjs';
 
 const root = new URL('../../', import.meta.url).pathname;
 const HOSTS = ['crm-a', 'crm-b'];
@@ -258,15 +258,3 @@ test('the link is lost after the commit: the source tree is held stopped, resolv
     try { inDest(`kill -9 ${p.pid} 2>/dev/null; pkill -9 -s ${p.pid} 2>/dev/null; true`); } catch { /* gone */ }
   }
 });
-
-/** Every process of the tree under pid, from /proc. */
-function treeOf(pid) {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) {
-    for (const tid of readdirSync(`/proc/${out[i]}/task`)) {
-      const kids = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
-      if (kids) out.push(...kids.split(' ').map(Number));
-    }
-  }
-  return out;
-}
