@@ -4,9 +4,12 @@
 // thread, and unlike process_vm_readv it does not un-share copy-on-write pages.
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include "../common/crc32c.h"
@@ -180,10 +183,106 @@ Napi::Value ReadRanges(const Napi::CallbackInfo &info) {
   return p;
 }
 
+// Image files are read through read-only shared mappings: a record is then a
+// view of the page cache, checksummed in place, and handed to the restorer
+// with vmsplice (the pipe references the page-cache pages; the restorer's
+// read copies them straight into the task's memory). Pages we are done with
+// are dropped from our address space (MADV_DONTNEED: they stay in the page
+// cache and a later access reads them again), so our RSS stays flat.
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+
+struct Mapping {
+  uintptr_t base;
+  size_t len;
+};
+std::mutex g_maps_mu;
+std::vector<Mapping> g_maps;  // the live mappings made by mapFile
+
+bool InMapping(const uint8_t *p, size_t n) {
+  uintptr_t a = (uintptr_t)p;
+  std::lock_guard<std::mutex> lock(g_maps_mu);
+  for (const Mapping &m : g_maps)
+    if (a >= m.base && n <= m.len && a - m.base <= m.len - n) return true;
+  return false;
+}
+
+// mapFile(fd, offset, length) -> Buffer over a read-only MAP_SHARED mapping
+// (unmapped when the Buffer is collected). offset must be page aligned.
+Napi::Value MapFile(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = ToInt(info[0]);
+  uint64_t off = ToU64(info[1]), len = ToU64(info[2]);
+  long page = sysconf(_SC_PAGESIZE);
+  if (len == 0 || off % (uint64_t)page || off > (1ull << 62) || len > (1ull << 40)) {
+    Napi::RangeError::New(env, "mapFile: bad offset or length").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  void *p = mmap(nullptr, (size_t)len, PROT_READ, MAP_SHARED, fd, (off_t)off);
+  if (p == MAP_FAILED) {
+    ThrowErrno(env, "mmap of the image file", errno);
+    return env.Undefined();
+  }
+  {
+    std::lock_guard<std::mutex> lock(g_maps_mu);
+    g_maps.push_back({(uintptr_t)p, (size_t)len});
+  }
+  return Napi::Buffer<uint8_t>::New(
+      env, (uint8_t *)p, (size_t)len,
+      [](Napi::Env, uint8_t *data, size_t *hint) {
+        size_t n = *hint;
+        delete hint;
+        {
+          std::lock_guard<std::mutex> lock(g_maps_mu);
+          for (size_t i = 0; i < g_maps.size(); i++)
+            if (g_maps[i].base == (uintptr_t)data) {
+              g_maps.erase(g_maps.begin() + (long)i);
+              break;
+            }
+        }
+        munmap(data, n);
+      },
+      new size_t((size_t)len));
+}
+
+// adviseMapped(view, what): view must lie in a mapping made by mapFile.
+// 'release': drop its whole pages from our address space (MADV_DONTNEED);
+// 'populate': map all its pages now (MADV_POPULATE_READ), so reading it takes
+// no page faults; throws if the file no longer covers it.
+Napi::Value AdviseMapped(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto view = info[0].As<Napi::Uint8Array>();
+  std::string what = info[1].As<Napi::String>().Utf8Value();
+  const uint8_t *p = view.Data();
+  size_t n = view.ByteLength();
+  if (n == 0) return env.Undefined();
+  if (!InMapping(p, n)) {
+    Napi::Error::New(env, "adviseMapped: not a view of a mapped image file").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = (uintptr_t)p, e = a + n;
+  if (what == "release") {
+    uintptr_t s = (a + page - 1) & ~(page - 1), t = e & ~(page - 1);  // whole pages inside only
+    if (t > s) madvise((void *)s, t - s, MADV_DONTNEED);
+  } else if (what == "populate") {
+    uintptr_t s = a & ~(page - 1), t = (e + page - 1) & ~(page - 1);  // mappings are page aligned
+    if (madvise((void *)s, t - s, MADV_POPULATE_READ) < 0 && errno != EINVAL) {
+      ThrowErrno(env, "reading the mapped image file", errno);
+      return env.Undefined();
+    }
+  } else {
+    Napi::Error::New(env, "adviseMapped: unknown advice").ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
 // The page stream to crmigrate-restore goes through a pipe of our own rather
-// than a libuv stream: written with blocking write(2) on a worker thread, so
-// the event loop never copies page data, and enlarged so that the restorer
-// is woken once per megabyte rather than once per 64 KiB.
+// than a libuv stream: written with blocking write(2) (or vmsplice for views
+// of mapped image files) on a worker thread, so the event loop never copies
+// page data, and enlarged so that the restorer is woken once per megabyte
+// rather than once per 64 KiB.
 
 // makePipe(size) -> [readFd, writeFd], both close-on-exec and blocking; the
 // pipe holds `size` bytes if the kernel allows it (else what it allows).
@@ -205,19 +304,32 @@ Napi::Value MakePipe(const Napi::CallbackInfo &info) {
 }
 
 // writeAll(fd, data) -> Promise<void>: writes every byte of data on a worker
-// thread (blocking writes; EINTR and short writes retried).
+// thread (blocking writes; EINTR and short writes retried). A view of a
+// mapped image file is spliced into the pipe instead of copied: the file's
+// pages never change under it.
 class WriteAllWorker : public Napi::AsyncWorker {
  public:
   WriteAllWorker(Napi::Env env, int fd, Napi::Uint8Array data)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fd_(fd),
-        data_ref_(Napi::Persistent(data)), data_(data.Data()), len_(data.ByteLength()) {}
+        data_ref_(Napi::Persistent(data)), data_(data.Data()), len_(data.ByteLength()),
+        splice_(InMapping(data.Data(), data.ByteLength())) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
     size_t done = 0;
     while (done < len_) {
-      ssize_t w = write(fd_, data_ + done, len_ - done);
+      ssize_t w;
+      if (splice_) {
+        struct iovec iov = {(void *)(data_ + done), len_ - done};
+        w = vmsplice(fd_, &iov, 1, 0);
+        if (w < 0 && (errno == EINVAL || errno == EBADF || errno == ENOSYS)) {
+          splice_ = false;  // not a pipe after all: copy
+          continue;
+        }
+      } else {
+        w = write(fd_, data_ + done, len_ - done);
+      }
       if (w < 0 && errno == EINTR) continue;
       if (w <= 0) {
         err_ = w < 0 ? errno : EIO;
@@ -244,6 +356,7 @@ class WriteAllWorker : public Napi::AsyncWorker {
   Napi::Reference<Napi::Uint8Array> data_ref_;
   const uint8_t *data_;
   size_t len_;
+  bool splice_;
   int err_ = 0;
 };
 
@@ -290,6 +403,8 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));
   exports.Set("makePipe", Napi::Function::New(env, MakePipe));
   exports.Set("writeAll", Napi::Function::New(env, WriteAll));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile));
+  exports.Set("adviseMapped", Napi::Function::New(env, AdviseMapped));
 }
 
 }  // namespace crm

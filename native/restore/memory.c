@@ -17,6 +17,9 @@
 #include "util.h"
 
 #define REGION_FLOOR 0x10000000ULL /* keep clear of the low, legacy area */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 
 uint32_t own_mappings(struct own_range *out, uint32_t max) {
   FILE *f = fopen("/proc/self/maps", "r");
@@ -80,7 +83,8 @@ static void map_shared_object(const struct tree *t, const struct crm_vma *v, uin
   uint64_t size = 0, len = v->end - v->start;
   uint64_t base = tree_object_map(t, v->object, &size);
   if (!base) die("mapping at %llx names shared memory %u, which the tree does not have", (unsigned long long)v->start, v->object);
-  if (v->pgoff * PAGE_SIZE_BYTES >= size) die("mapping at %llx lies past the end of shared memory %u", (unsigned long long)v->start, v->object);
+  if (v->pgoff > size / PAGE_SIZE_BYTES || len > size - v->pgoff * PAGE_SIZE_BYTES)
+    die("mapping at %llx reaches past the end of shared memory %u", (unsigned long long)v->start, v->object);
   void *r = mremap((void *)(base + v->pgoff * PAGE_SIZE_BYTES), 0, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)at);
   if (r == MAP_FAILED) die_errno("mapping shared memory %u at premap %llx", v->object, (unsigned long long)at);
   apply_advice(at, len, v->vm_flags);
@@ -225,6 +229,9 @@ void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
       write_protected(&mem_fd, (uint64_t)dst, in_fd, c.len);
       continue;
     }
+    /* Fault the whole chunk in at once (one call instead of a fault per
+     * page inside the read); without it the read faults them in anyway. */
+    (void)madvise(dst, c.len, MADV_POPULATE_WRITE);
     if (read_full(in_fd, dst, c.len)) die("page stream truncated inside the chunk at %llx", (unsigned long long)c.addr);
   }
 }

@@ -27,6 +27,8 @@ export interface LocalRow {
   dumpReadGBps: number;
   frozenS: number;
   frozenGBps: number;
+  /** The dump's own rate of reading pages into the image writer ("pages read at"), 0 if not reported. */
+  pageReadGBps: number;
   imageBytes: number;
   imageMiB: number;
   restoredPages: number;
@@ -111,6 +113,7 @@ async function runSize(sizeMiB: number, maxrss: string, ctx: BenchContext): Prom
   if (!dm) throw new BenchError(`crmigrate dump succeeded but printed no "dumped process" line: ${lastLine(dump.stderr)}`);
   const presentPages = Number(dm[2]);
   const frozenS = Number(dm[4]);
+  const pageReadGBps = Number(/pages read at ([\d.]+) GB\/s/.exec(dump.stderr)?.[1] ?? 0);
   let giveUp: NodeJS.Timeout | undefined;
   await Promise.race([exited, new Promise((r) => { giveUp = setTimeout(r, 10000); })]);
   clearTimeout(giveUp);
@@ -162,6 +165,7 @@ async function runSize(sizeMiB: number, maxrss: string, ctx: BenchContext): Prom
     dumpReadGBps: presentBytes / 1e9 / dump.wallSeconds,
     frozenS,
     frozenGBps: presentBytes / 1e9 / frozenS,
+    pageReadGBps,
     imageBytes,
     imageMiB: imageBytes / MiB,
     restoredPages,
@@ -181,9 +185,9 @@ async function runSize(sizeMiB: number, maxrss: string, ctx: BenchContext): Prom
 function render(rows: LocalRow[]): string {
   const f = (n: number, d: number): string => n.toFixed(d);
   return markdownTable(
-    ['size MiB', 'present MiB', 'dump s', 'dump read GB/s', 'frozen s', 'frozen GB/s', 'image MiB', 'restore s', 'restore s (tool)', 'restore MB/s', 'fill MB/s', 'restore/fill', 'peak RSS dump MiB', 'peak RSS restore MiB', 'CPU s dump/restore'],
+    ['size MiB', 'present MiB', 'dump s', 'dump read GB/s', 'frozen s', 'frozen GB/s', 'page read GB/s', 'image MiB', 'restore s', 'restore s (tool)', 'restore MB/s', 'fill MB/s', 'restore/fill', 'peak RSS dump MiB', 'peak RSS restore MiB', 'CPU s dump/restore'],
     rows.map((r) => [
-      String(r.sizeMiB), f(r.presentMiB, 1), f(r.dumpWallS, 3), f(r.dumpReadGBps, 2), f(r.frozenS, 3), f(r.frozenGBps, 2), f(r.imageMiB, 1),
+      String(r.sizeMiB), f(r.presentMiB, 1), f(r.dumpWallS, 3), f(r.dumpReadGBps, 2), f(r.frozenS, 3), f(r.frozenGBps, 2), r.pageReadGBps ? f(r.pageReadGBps, 2) : '-', f(r.imageMiB, 1),
       f(r.restoreWallS, 3), f(r.restoreToolS, 3), f(r.restoreMBps, 0), f(r.fillMBps, 0), f(r.restoreFillRatio, 2), f(r.dumpPeakRssMiB, 1), f(r.restorePeakRssMiB, 1),
       `${f(r.dumpCpuS, 2)} / ${f(r.restoreCpuS, 2)}`,
     ]),
@@ -239,7 +243,7 @@ export const localSuite: Suite = {
       targets: targets(rows),
       notes: [
         'present = pages the tool dumped (its "P pages"); GB/MB = 10^9/10^6 bytes, MiB = 2^20 bytes.',
-        'dump read GB/s = present / dump wall time (includes node start-up); frozen GB/s = present / the frozen time the tool reports.',
+        'dump read GB/s = present / dump wall time (includes node start-up); frozen GB/s = present / the frozen time the tool reports (it ends once the image is durable: fdatasync included); page read GB/s = the rate the dump itself reports for reading pages into the image writer (bytes / time with a read in progress).',
         'restore s = wall time of `crmigrate restore` (image read from the page cache); restore s (tool) = the time it reports itself; restore MB/s = restored pages / wall time.',
         'fill MB/s = `bench_mem --fill-rate SIZE` (best of 2): memset of fresh anonymous memory, the raw page-population rate of this machine.',
         'peak RSS = wait4 ru_maxrss of the CLI: the largest of the node process and (restore) crmigrate-restore, not their sum. CPU s = user+system CPU of the same processes.',

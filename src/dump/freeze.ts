@@ -123,7 +123,7 @@ function childrenOf(pid: number): number[] {
   }
   for (const tid of tids) {
     try {
-      out.push(...readProc(pid, `task/${tid}/children`).trim().split(/\s+/).filter(Boolean).map(Number));
+      for (const c of readProc(pid, `task/${tid}/children`).trim().split(/\s+/).filter(Boolean)) out.push(Number(c));
     } catch {
       /* thread gone */
     }

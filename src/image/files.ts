@@ -2,7 +2,8 @@
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CrmError, ExitCode } from '../util/errors.js';
-import { recyclingSource, type ByteSink } from './stream.js';
+import { native } from '../native/addon.js';
+import { mappedSource, recyclingSource, type ByteSink, type MappedImage } from './stream.js';
 
 export const IMAGE_FILE = 'image.crm';
 
@@ -86,6 +87,57 @@ async function* fileChunks(fh: FileHandle): AsyncGenerator<Buffer> {
   }
 }
 
+const PAGE = 4096;
+/** Bytes mapped at a time: more than the largest read of the image reader
+ * (a record of at most 64 MiB), so that every read is one view. */
+const WINDOW = 256 << 20;
+
+/**
+ * The image file mapped window by window. Only address space is taken: the
+ * pages the reader is done with are dropped from memory as it goes.
+ */
+class MappedImageFile implements MappedImage {
+  private win: { start: number; buf: Buffer } | null = null;
+  private released = 0;
+  private closed = false;
+
+  constructor(private readonly fh: FileHandle, readonly size: number) {}
+
+  view(offset: number, len: number): Buffer {
+    let w = this.win;
+    if (!w || offset < w.start || offset + len > w.start + w.buf.length) {
+      if (this.closed) throw new Error('the image file is closed');
+      if (w) native.adviseMapped(w.buf, 'release');
+      const start = offset - (offset % PAGE);
+      w = this.win = { start, buf: native.mapFile(this.fh.fd, start, Math.min(this.size - start, WINDOW)) };
+      this.released = start;
+    }
+    return w.buf.subarray(offset - w.start, offset - w.start + len);
+  }
+
+  populate(view: Buffer): void {
+    native.adviseMapped(view, 'populate');
+  }
+
+  release(offset: number): void {
+    const w = this.win;
+    if (!w || offset <= this.released) return;
+    const end = Math.min(offset, w.start + w.buf.length);
+    native.adviseMapped(w.buf.subarray(this.released - w.start, end - w.start), 'release');
+    this.released = end;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.win) native.adviseMapped(this.win.buf, 'release');
+    this.win = null;
+    void this.fh.close().catch(() => undefined);
+  }
+}
+
+/** The image of a --dir: read in place through a mapping, or (if the file
+ * cannot be mapped) as chunks in reused buffers. */
 export async function openImageSource(dir: string): Promise<AsyncIterable<Buffer>> {
   const path = join(dir, IMAGE_FILE);
   let fh: FileHandle;
@@ -94,5 +146,13 @@ export async function openImageSource(dir: string): Promise<AsyncIterable<Buffer
   } catch {
     throw new CrmError(`no image in ${dir} (${IMAGE_FILE} is missing)`, ExitCode.BAD_IMAGE);
   }
-  return recyclingSource({ [Symbol.asyncIterator]: () => fileChunks(fh) });
+  const chunks = recyclingSource({ [Symbol.asyncIterator]: () => fileChunks(fh) });
+  const st = await fh.stat();
+  if (!st.isFile() || st.size === 0) return chunks;
+  try {
+    native.mapFile(fh.fd, 0, Math.min(st.size, PAGE)); // can it be mapped at all?
+  } catch {
+    return chunks;
+  }
+  return mappedSource(chunks, new MappedImageFile(fh, st.size));
 }

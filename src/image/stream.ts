@@ -84,6 +84,8 @@ interface SourceFlags {
   /** The source reuses its chunk buffers: a chunk stays valid only until the
    * source has been pulled twice more. */
   recycles?: boolean;
+  /** The stream is a file the reader may map instead of pulling chunks. */
+  mapped?: MappedImage;
   /** The consumer is done with the data of each PAGES item before it resumes
    * the reader, which may then hand out data in buffers it reuses. */
   transientPages?: boolean;
@@ -97,6 +99,21 @@ function withFlags(source: AsyncIterable<Buffer>, more: SourceFlags): AsyncItera
   flagged[SOURCE_FLAGS] = { ...flagsOf(source), ...more };
   return flagged;
 }
+
+/** An image file read in place (see files.ts). */
+export interface MappedImage {
+  readonly size: number;
+  /** Bytes [offset, offset+len) of the file; they stay valid while referenced. */
+  view(offset: number, len: number): Buffer;
+  /** Maps the pages of a view now (one call instead of a fault per page). */
+  populate(view: Buffer): void;
+  /** The reader is done with every byte before offset: their pages may leave memory. */
+  release(offset: number): void;
+  close(): void;
+}
+
+/** Marks a source that can be read as a mapped file (see SourceFlags.mapped). */
+export const mappedSource = (source: AsyncIterable<Buffer>, mapped: MappedImage): AsyncIterable<Buffer> => withFlags(source, { mapped });
 
 /** Marks a source that reuses its chunk buffers (see SourceFlags.recycles). */
 export const recyclingSource = (source: AsyncIterable<Buffer>): AsyncIterable<Buffer> => withFlags(source, { recycles: true });
@@ -160,6 +177,8 @@ class ByteQueue {
     return out;
   }
 
+  release(): void {}
+
   /** Lets the source go (it is not read to its end after an error). */
   async close(): Promise<void> {
     if (!this.done) {
@@ -168,6 +187,39 @@ class ByteQueue {
     }
   }
 }
+
+/** The same over a mapped file: every read is a view, nothing is copied. */
+class MappedQueue {
+  private pos = 0;
+  constructor(private readonly m: MappedImage) {}
+
+  async read(n: number, what: string, opts: { own?: boolean } = {}): Promise<Buffer | null> {
+    if (n === 0) return Buffer.alloc(0);
+    const left = this.m.size - this.pos;
+    if (left <= 0) return null;
+    if (left < n) {
+      this.pos = this.m.size;
+      throw new ImageError(`image truncated inside ${what} (${left} of ${n} bytes)`);
+    }
+    const view = this.m.view(this.pos, n);
+    this.pos += n;
+    // Mapped at once: no page fault per page, and a file that shrank under
+    // us gives an error here rather than SIGBUS on access.
+    this.m.populate(view);
+    return opts.own ? Buffer.from(view) : view;
+  }
+
+  /** Called when the consumer has resumed the reader: everything read so far may leave memory. */
+  release(): void {
+    this.m.release(this.pos);
+  }
+
+  async close(): Promise<void> {
+    this.m.close();
+  }
+}
+
+type Queue = ByteQueue | MappedQueue;
 
 export type ImageItem =
   | { type: typeof RecordType.PAGES; addr: number; data: Buffer }
@@ -182,15 +234,16 @@ export type ImageItem =
  * withTransientPages: then it is valid only until the generator is resumed.
  */
 export async function* readImage(source: AsyncIterable<Buffer>): AsyncGenerator<ImageItem, TrailerRecord> {
-  const q = new ByteQueue(source[Symbol.asyncIterator]());
+  const flags = flagsOf(source);
+  const q: Queue = flags.mapped ? new MappedQueue(flags.mapped) : new ByteQueue(source[Symbol.asyncIterator]());
   try {
-    return yield* readRecords(q, flagsOf(source));
+    return yield* readRecords(q, flags);
   } finally {
     await q.close().catch(() => undefined);
   }
 }
 
-async function* readRecords(q: ByteQueue, flags: SourceFlags): AsyncGenerator<ImageItem, TrailerRecord> {
+async function* readRecords(q: Queue, flags: SourceFlags): AsyncGenerator<ImageItem, TrailerRecord> {
   // Page data: with transient pages, a view of the source's chunk or one
   // reused buffer; otherwise a buffer the consumer may keep.
   let scratch = Buffer.alloc(0);
@@ -205,6 +258,7 @@ async function* readRecords(q: ByteQueue, flags: SourceFlags): AsyncGenerator<Im
   let pageBytes = 0n;
   let chain = 0;
   for (;;) {
+    q.release(); // the consumer is done with what was yielded before
     // (own: the payload read below may pull the source past this header's chunk)
     const f = await q.read(FRAME, `the frame header of record ${records + 1}`, { own: true });
     if (!f) throw new ImageError(`image truncated: it ends after ${records} records without a trailer`);

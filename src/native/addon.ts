@@ -41,8 +41,14 @@ export interface NativeAddon {
   crc32c(data: Uint8Array, seed?: number): number;
   /** pipe2(O_CLOEXEC), enlarged to size bytes if allowed: [readFd, writeFd] (blocking). */
   makePipe(size: number): [number, number];
-  /** Writes all of data to fd on a worker thread; rejects with .code (e.g. EPIPE). */
+  /** Writes all of data to fd on a worker thread (spliced, not copied, when
+   * data is a view of a mapFile mapping); rejects with .code (e.g. EPIPE). */
   writeAll(fd: number, data: Uint8Array): Promise<void>;
+  /** A read-only shared mapping of [offset, offset+length) of the file (offset page aligned). */
+  mapFile(fd: number, offset: number, length: number): Buffer;
+  /** On a view of a mapFile mapping: 'release' drops its whole pages from
+   * memory (they read again from the file); 'populate' maps them all now. */
+  adviseMapped(view: Uint8Array, advice: 'release' | 'populate'): void;
   setChildSubreaper(): void;
   reapChildren(): ReapedChild[];
   isAlive(pid: number): boolean;

@@ -144,7 +144,11 @@ function scan(pid: number, start: number, end: number, cowOnly: boolean): number
 /** Streams the data pages of the task's own mappings into the image. */
 export async function dumpPages(pid: number, vmas: VmaRecord[], out: ImageWriter, stats = emptyStats()): Promise<PageDumpStats> {
   const ranges: number[] = [];
-  for (const v of vmas) if (holdsPages(v.kind)) ranges.push(...scan(pid, v.start, v.end, v.kind === VmaKind.FILE_PRIVATE));
+  for (const v of vmas) {
+    if (!holdsPages(v.kind)) continue;
+    // appended one by one: a very sparse mapping has more ranges than a spread call takes
+    for (const x of scan(pid, v.start, v.end, v.kind === VmaKind.FILE_PRIVATE)) ranges.push(x);
+  }
   await streamRanges(pid, ranges, (a) => a, out, stats);
   return stats;
 }

@@ -41,7 +41,6 @@ export interface TreePlan {
  */
 export function planTree(procs: ProcessRecord[], shmem: ShmemRecord[], files: SharedFileRecord[]): TreePlan {
   const root = procs[0];
-  const inTree = new Set(procs.map((p) => p.pid));
   const initial = new Map<number, { sid: number; pgid: number }>(); // what each task has right after it is created
   const tasks: TreePlanTask[] = [];
   const helpers = new Set<number>();

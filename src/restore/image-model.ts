@@ -139,62 +139,67 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
     }
     return { kind: 'task', meta };
   };
-  let r = await items.next();
-  for (; !r.done; r = await items.next()) {
-    const item = r.value;
-    if (item.type === RecordType.PAGES) {
-      if (task) {
-        yield finishTask(task);
-        task = null;
-        taskPages = true;
+  // the reader is closed however this ends (its source may hold a file or mapping)
+  try {
+    let r = await items.next();
+    for (; !r.done; r = await items.next()) {
+      const item = r.value;
+      if (item.type === RecordType.PAGES) {
+        if (task) {
+          yield finishTask(task);
+          task = null;
+          taskPages = true;
+        }
+        if (!object && !taskPages) throw new ImageError('image has page data outside any task or object');
+        if (object && item.addr + item.data.length > object.size) throw new ImageError(`image: pages past the end of shared memory ${object.id}`);
+        yield { kind: 'pages', addr: item.addr, data: item.data };
+        continue;
       }
-      if (!object && !taskPages) throw new ImageError('image has page data outside any task or object');
-      if (object && item.addr + item.data.length > object.size) throw new ImageError(`image: pages past the end of shared memory ${object.id}`);
-      yield { kind: 'pages', addr: item.addr, data: item.data };
-      continue;
+      const v = item.value;
+      switch (item.type) {
+        case RecordType.HEADER:
+          if (header) throw new ImageError('image has a second header record');
+          header = v as unknown as HeaderRecord;
+          break;
+        case RecordType.PROCESS:
+        case RecordType.SHMEM:
+        case RecordType.SHARED_FILE:
+          if (treeDone || !header) throw new ImageError(`image has a ${recordName(item.type)} record out of place`);
+          if (item.type === RecordType.PROCESS) processes.push(v as unknown as ProcessRecord);
+          else if (item.type === RecordType.SHMEM) shmem.push(v as unknown as ShmemRecord);
+          else files.push(v as unknown as SharedFileRecord);
+          break;
+        case RecordType.OBJECT_PAGES: {
+          if (!treeDone) yield treeSection();
+          if (task || taskPages) throw new ImageError('image has shared memory pages after a task');
+          const o = shmem[objectsSeen++];
+          if (!o || o.id !== (v as unknown as ObjectPagesRecord).id) throw new ImageError('image: shared memory pages out of order');
+          object = o;
+          yield { kind: 'shmem', object: o };
+          break;
+        }
+        case RecordType.TASK: {
+          if (!treeDone) yield treeSection();
+          if (objectsSeen !== shmem.length) throw new ImageError('image lacks the pages of a shared memory object');
+          if (task) yield finishTask(task);
+          object = null;
+          taskPages = false;
+          task = new MetaCollector();
+          task.add({ type: RecordType.HEADER, value: header as unknown as Decoded } as ImageItem);
+          task.add(item);
+          break;
+        }
+        default:
+          if (!task) throw new ImageError(`image has a ${recordName(item.type)} record outside a task`);
+          task.add(item);
+      }
     }
-    const v = item.value;
-    switch (item.type) {
-      case RecordType.HEADER:
-        if (header) throw new ImageError('image has a second header record');
-        header = v as unknown as HeaderRecord;
-        break;
-      case RecordType.PROCESS:
-      case RecordType.SHMEM:
-      case RecordType.SHARED_FILE:
-        if (treeDone || !header) throw new ImageError(`image has a ${recordName(item.type)} record out of place`);
-        if (item.type === RecordType.PROCESS) processes.push(v as unknown as ProcessRecord);
-        else if (item.type === RecordType.SHMEM) shmem.push(v as unknown as ShmemRecord);
-        else files.push(v as unknown as SharedFileRecord);
-        break;
-      case RecordType.OBJECT_PAGES: {
-        if (!treeDone) yield treeSection();
-        if (task || taskPages) throw new ImageError('image has shared memory pages after a task');
-        const o = shmem[objectsSeen++];
-        if (!o || o.id !== (v as unknown as ObjectPagesRecord).id) throw new ImageError('image: shared memory pages out of order');
-        object = o;
-        yield { kind: 'shmem', object: o };
-        break;
-      }
-      case RecordType.TASK: {
-        if (!treeDone) yield treeSection();
-        if (objectsSeen !== shmem.length) throw new ImageError('image lacks the pages of a shared memory object');
-        if (task) yield finishTask(task);
-        object = null;
-        taskPages = false;
-        task = new MetaCollector();
-        task.add({ type: RecordType.HEADER, value: header as unknown as Decoded } as ImageItem);
-        task.add(item);
-        break;
-      }
-      default:
-        if (!task) throw new ImageError(`image has a ${recordName(item.type)} record outside a task`);
-        task.add(item);
-    }
+    if (!treeDone) yield treeSection();
+    if (task) yield finishTask(task);
+    if (objectsSeen !== shmem.length) throw new ImageError('image lacks the pages of a shared memory object');
+    if (liveLeft.length) throw new ImageError(`image ended before task ${liveLeft[0].pid}`);
+    return r.value;
+  } finally {
+    await items.return(undefined as never);
   }
-  if (!treeDone) yield treeSection();
-  if (task) yield finishTask(task);
-  if (objectsSeen !== shmem.length) throw new ImageError('image lacks the pages of a shared memory object');
-  if (liveLeft.length) throw new ImageError(`image ended before task ${liveLeft[0].pid}`);
-  return r.value;
 }

@@ -20,7 +20,7 @@ import { planFds } from '../resources/files.js';
 import { CrmError, ExitCode, ImageError } from '../util/errors.js';
 import { withTransientPages } from '../image/stream.js';
 import { RestorerInput } from './feed.js';
-import { readSections, type ImageMeta } from './image-model.js';
+import { readSections, type ImageMeta, type Section } from './image-model.js';
 import { chunkHeader, CHUNK_END, CHUNK_PAGES, encodePlan, encodeTree } from './plan-codec.js';
 import { emptyTask, type Plan } from './plan-model.js';
 
@@ -67,6 +67,15 @@ export interface RestoreResult {
 export async function restoreFromStream(source: AsyncIterable<Buffer>, opts: RestoreOptions = {}): Promise<RestoreResult> {
   const t0 = process.hrtime.bigint();
   const sections = readSections(withTransientPages(source));
+  try {
+    return await restoreSections(sections, opts, t0);
+  } finally {
+    // closes the image source (a file or mapping) however the restore ended
+    await sections.return(undefined as never).catch(() => undefined);
+  }
+}
+
+async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts: RestoreOptions, t0: bigint): Promise<RestoreResult> {
   const first = await sections.next();
   if (first.done || first.value.kind !== 'tree') throw new ImageError('image has no process tree');
   const tree = first.value;
