@@ -180,6 +180,9 @@ test('the PID is taken on the destination: preflight refuses, nothing frozen', a
   } finally {
     if (squatter) process.kill(squatter, 'SIGKILL');
     p.cleanup();
+    // The destination would otherwise go on handing out PIDs (and its agents'
+    // thread IDs) right where this host's next processes are: start it low.
+    try { inDest('echo 1000 > /proc/sys/kernel/ns_last_pid'); } catch { /* host down */ }
   }
 });
 
