@@ -49,28 +49,13 @@
  * Only the root writes, through write(2) on fd 1 (nothing waits in a stdio
  * buffer). SIGUSR2 is blocked in every thread but the root's main thread.
  */
-#define _GNU_SOURCE
-#include <dirent.h>
-#include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#include "common.h"
+#include "pattern.h"
 
-#define MIB (1024UL * 1024UL)
+#include <dirent.h>
+#include <pthread.h>
+
 #define PAGE 4096UL
-#define RAND_SEED 0x9E3779B97F4A7C15ULL
 #define TOKEN_MIX 0xD1B54A32D192ED03ULL
 
 #define DEF_NPROC 50
@@ -82,7 +67,6 @@
 #define NTOUCH 4                     /* pages of the shared memory each child reads */
 #define THREAD_STACK (64 * 1024)
 
-#define MS 1000000ULL
 #define FUTEX_STEP_NS (50 * MS)      /* one FUTEX_WAIT timeout */
 #define TRIGGER_STEP_NS (20 * MS)    /* one nanosleep of the root polling SIGUSR2 */
 #define WAIT_MAX_NS (600000 * MS)    /* waits that can span a checkpoint: counted in steps */
@@ -136,7 +120,6 @@ struct ctl {
 	char setup_error[200];
 };
 
-static volatile sig_atomic_t g_triggered;
 static struct ctl *g_ctl;
 static struct pslot *g_ps;
 static struct tslot *g_ts;
@@ -146,38 +129,12 @@ static pid_t g_kids[MAX_PROCS];
 static int g_problems;
 static char g_first_problem[256];
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof line - 2)
-		n = sizeof line - 2;
-	line[n++] = '\n';
-	for (int off = 0; off < n;) {
-		ssize_t w = write(STDOUT_FILENO, line + off, (size_t)(n - off));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;
-		off += (int)w;
-	}
-}
-
 /* The root records a problem: printed now (the first few), the first one again in the verdict. */
 static void problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void problem(const char *fmt, ...)
 {
 	char msg[256];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
+	VFORMAT(msg, fmt);
 	if (g_problems == 0)
 		snprintf(g_first_problem, sizeof g_first_problem, "%s", msg);
 	if (g_problems < MAX_PROBLEM_LINES)
@@ -187,211 +144,19 @@ static void problem(const char *fmt, ...)
 	g_problems++;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL) };
-	nanosleep(&ts, NULL);
-}
-
-static long futex_wait(uint32_t *w, uint32_t val, uint64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL) };
-	return syscall(SYS_futex, w, FUTEX_WAIT, val, &ts, NULL, 0);
-}
-
-static void futex_wake_all(uint32_t *w)
-{
-	syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
 static void set_phase(uint32_t ph)
 {
-	STORE(&g_ctl->phase, ph);
-	futex_wake_all(&g_ctl->phase);
-}
-
-static int parse_num(const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || v == 0 || v > max)
-		return -1;
-	*out = v;
-	return 0;
+	futex_set(&g_ctl->phase, ph);
 }
 
 static void *map_shared(size_t len, const char *what)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
+	void *p = map_anon(len, MAP_SHARED);
+	if (!p) {
 		say("FAIL setup: mmap of %zu bytes (%s): %s", len, what, strerror(errno));
 		exit(1);
 	}
 	return p;
-}
-
-/* ---- random half: xorshift64* stream, one 64-bit word at a time ---- */
-
-static inline uint64_t xorshift64s(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
-static void fill_random(uint64_t *w, size_t words)
-{
-	uint64_t s = RAND_SEED;
-	for (size_t i = 0; i < words; i++)
-		w[i] = xorshift64s(&s);
-}
-
-/* Returns the byte offset of the first difference, or (size_t)-1. */
-static size_t check_random(const uint64_t *w, size_t words)
-{
-	uint64_t s = RAND_SEED;
-	for (size_t i = 0; i < words; i++) {
-		uint64_t want = xorshift64s(&s);
-		if (w[i] != want) {
-			const unsigned char *a = (const unsigned char *)&w[i], *b = (const unsigned char *)&want;
-			size_t j = 0;
-			while (a[j] == b[j])
-				j++;
-			return i * 8 + j;
-		}
-	}
-	return (size_t)-1;
-}
-
-/* ---- text half: a deterministic stream of log lines (as bench_mem) ---- */
-
-struct textgen {
-	uint64_t line;     /* index of the next line to make */
-	char buf[256];     /* current line */
-	size_t len, pos;   /* its length and how much of it was emitted */
-};
-
-static const char *const k_level[] = { "INFO ", "INFO ", "INFO ", "INFO ", "DEBUG", "WARN ", "ERROR" };
-static const char *const k_verb[] = { "GET", "GET", "GET", "POST", "PUT", "DELETE" };
-static const char *const k_path[] = {
-	"/api/v1/items", "/api/v1/users", "/api/v1/orders", "/healthz", "/static/app.js", "/login", "/api/v2/search",
-};
-static const char *const k_msg[] = {
-	"request completed", "request completed", "cache miss, fetched from upstream", "connection reused",
-	"slow query detected on replica", "retrying after backoff", "session refreshed for user",
-};
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-static char *put_str(char *p, const char *s)
-{
-	while (*s)
-		*p++ = *s++;
-	return p;
-}
-
-/* Decimal, zero-padded to at least `width` digits. */
-static char *put_num(char *p, uint64_t v, int width)
-{
-	char tmp[24];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n < width)
-		tmp[n++] = '0';
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-static void make_line(struct textgen *g)
-{
-	uint64_t k = g->line++;
-	uint64_t h = k * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL;
-	h ^= h >> 29;
-	h *= 0xBF58476D1CE4E5B9ULL;
-	h ^= h >> 32;
-	uint64_t ms = k * 7; /* a clock that moves forward */
-	char *p = g->buf;
-	p = put_str(p, "2024-05-17 ");
-	p = put_num(p, (ms / 3600000) % 24, 2);
-	*p++ = ':';
-	p = put_num(p, (ms / 60000) % 60, 2);
-	*p++ = ':';
-	p = put_num(p, (ms / 1000) % 60, 2);
-	*p++ = '.';
-	p = put_num(p, ms % 1000, 3);
-	*p++ = ' ';
-	p = put_str(p, k_level[h % NELEM(k_level)]);
-	p = put_str(p, " [worker-");
-	p = put_num(p, (h >> 8) % 16, 1);
-	p = put_str(p, "] ");
-	p = put_str(p, k_verb[(h >> 12) % NELEM(k_verb)]);
-	*p++ = ' ';
-	p = put_str(p, k_path[(h >> 16) % NELEM(k_path)]);
-	*p++ = '/';
-	p = put_num(p, (h >> 20) % 5000, 1);
-	p = put_str(p, " status=");
-	p = put_num(p, ((h >> 33) % 10) ? 200 : 404, 3);
-	p = put_str(p, " latency_ms=");
-	p = put_num(p, (h >> 37) % 250, 1);
-	p = put_str(p, ": ");
-	p = put_str(p, k_msg[(h >> 45) % NELEM(k_msg)]);
-	*p++ = '\n';
-	g->len = (size_t)(p - g->buf);
-	g->pos = 0;
-}
-
-/* Emits the next n bytes of the stream into dst. */
-static void gen_text(struct textgen *g, char *dst, size_t n)
-{
-	while (n) {
-		if (g->pos == g->len)
-			make_line(g);
-		size_t c = g->len - g->pos;
-		if (c > n)
-			c = n;
-		memcpy(dst, g->buf + g->pos, c);
-		g->pos += c;
-		dst += c;
-		n -= c;
-	}
-}
-
-static size_t check_text(const char *t, size_t len)
-{
-	static char scratch[1 << 20];
-	struct textgen g = { 0 };
-	for (size_t off = 0; off < len;) {
-		size_t c = len - off < sizeof scratch ? len - off : sizeof scratch;
-		gen_text(&g, scratch, c);
-		if (memcmp(t + off, scratch, c) != 0) {
-			size_t j = 0;
-			while (t[off + j] == scratch[j])
-				j++;
-			return off + j;
-		}
-		off += c;
-	}
-	return (size_t)-1;
-}
-
-/* First half (whole pages, whole words) random, the rest text. */
-static size_t rand_len_of(size_t len)
-{
-	return (len / 2) & ~(size_t)(PAGE - 1);
 }
 
 /* ---- the tasks' side ---- */
@@ -423,9 +188,7 @@ static int wait_phase(uint32_t cur, uint64_t max_ns, int in_child)
 			return -2;
 		if (n >= steps)
 			return -1;
-		long rc = futex_wait(&g_ctl->phase, cur, FUTEX_STEP_NS);
-		if (rc != 0 && errno != ETIMEDOUT && errno != EAGAIN && errno != EINTR)
-			sleep_ns(FUTEX_STEP_NS);
+		futex_step(&g_ctl->phase, cur, FUTEX_STEP_NS);
 	}
 }
 
@@ -581,36 +344,6 @@ static void child_main(int k)
 
 /* ---- the root's side ---- */
 
-static void on_trigger(int sig)
-{
-	(void)sig;
-	g_triggered = 1;
-}
-
-/* State letter of a task from /proc/PID/task/TID/stat (or /proc/PID/stat with tid 0), ppid in *ppid. */
-static char task_state(pid_t pid, pid_t tid, pid_t *ppid)
-{
-	char path[64], buf[512];
-	if (tid)
-		snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	else
-		snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return '?';
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *rp = strrchr(buf, ')');
-	char st = '?';
-	int pp = 0;
-	if (!rp || sscanf(rp + 2, "%c %d", &st, &pp) != 2)
-		return '?';
-	if (ppid)
-		*ppid = pp;
-	return st;
-}
-
 /* Kills the children still there by PID and reaps them; returns how many it killed. */
 static int kill_leftovers(void)
 {
@@ -640,10 +373,7 @@ __attribute__((format(printf, 1, 2), noreturn))
 static void setup_fail(const char *fmt, ...)
 {
 	char msg[256];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
+	VFORMAT(msg, fmt);
 	set_phase(PH_LEAVE);
 	sleep_ns(200 * MS);
 	kill_leftovers();
@@ -694,15 +424,11 @@ static void wait_sleeping(void)
 {
 	uint64_t deadline = mono_ns() + STATE_TIMEOUT_NS;
 	for (int i = 1; i < g_ctl->nthreads; i++) {
-		for (;;) {
-			char st = task_state(g_ts[i].pid, g_ts[i].tid, NULL);
-			if (st == 'S')
-				break;
-			if (mono_ns() >= deadline)
-				setup_fail("thread %d (pid %d tid %d) not sleeping in its wait (state %c)", i,
-					   (int)g_ts[i].pid, (int)g_ts[i].tid, st);
-			sleep_ns(MS);
-		}
+		struct pstat ps;
+		int rc = stat_sleeping(g_ts[i].pid, g_ts[i].tid, &ps, deadline);
+		if (rc || ps.state != 'S')
+			setup_fail("thread %d (pid %d tid %d) not sleeping in its wait (state %c)", i,
+				   (int)g_ts[i].pid, (int)g_ts[i].tid, rc ? '?' : ps.state);
 	}
 }
 
@@ -744,15 +470,15 @@ static void outside_view(void)
 {
 	check_tasks(0);
 	for (int k = 1; k < g_ctl->nproc; k++) {
-		pid_t pp = 0;
-		char st = task_state(g_ps[k].pid, 0, &pp);
-		if (st == '?' || st == 'Z' || st == 'X') {
-			problem("process %d (pid %d) is gone (state %c)", k, (int)g_ps[k].pid, st);
+		struct pstat ps;
+		int rc = read_stat(g_ps[k].pid, 0, &ps);
+		if (rc || ps.state == 'Z' || ps.state == 'X') {
+			problem("process %d (pid %d) is gone (state %c)", k, (int)g_ps[k].pid, rc ? '?' : ps.state);
 			continue;
 		}
-		if (pp != g_ctl->root)
-			problem("process %d (pid %d): parent %d, expected the root %d", k, (int)g_ps[k].pid, (int)pp,
-				(int)g_ctl->root);
+		if (ps.ppid != g_ctl->root)
+			problem("process %d (pid %d): parent %d, expected the root %d", k, (int)g_ps[k].pid,
+				(int)ps.ppid, (int)g_ctl->root);
 		check_tasks(k);
 	}
 }
@@ -866,11 +592,9 @@ int main(int argc, char **argv)
 
 	/* The shared memory, filled before the first fork. */
 	g_mem = map_shared(g_len, "shared memory");
-	size_t rand_len = rand_len_of(g_len), text_len = g_len - rand_len;
+	size_t rand_len = pattern_rand_len(g_len), text_len = g_len - rand_len;
 	uint64_t t0 = mono_ns();
-	fill_random((uint64_t *)g_mem, rand_len / 8);
-	struct textgen g = { 0 };
-	gen_text(&g, (char *)g_mem + rand_len, text_len);
+	pattern_fill((char *)g_mem, g_len);
 	say("filled %lu MiB of shared memory (%zu random bytes, %zu text bytes) in %.3f s", mib, rand_len, text_len,
 	    (double)(mono_ns() - t0) / 1e9);
 
@@ -895,11 +619,7 @@ int main(int argc, char **argv)
 
 	/* SIGUSR2 caught, but blocked everywhere except in the root's main thread
 	 * while it polls (children and threads inherit the blocked mask). */
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_trigger;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGUSR2, &sa, NULL) != 0) {
+	if (set_handler(SIGUSR2, on_trigger) != 0) {
 		say("FAIL setup: sigaction: %s", strerror(errno));
 		return 1;
 	}
@@ -937,6 +657,7 @@ int main(int argc, char **argv)
 
 	/* The trigger: polled, counted in steps (the clock may jump across a migration). */
 	sigprocmask(SIG_UNBLOCK, &usr2, NULL);
+	const struct timespec step = ns_to_ts(TRIGGER_STEP_NS);
 	for (uint64_t n = 0; !g_triggered; n++) {
 		if (n >= WAIT_MAX_NS / TRIGGER_STEP_NS) {
 			set_phase(PH_LEAVE);
@@ -945,18 +666,13 @@ int main(int argc, char **argv)
 			say("FAIL no SIGUSR2 within %llu s", (unsigned long long)(WAIT_MAX_NS / 1000000000ULL));
 			return 1;
 		}
-		sleep_ns(TRIGGER_STEP_NS);
+		nanosleep(&step, NULL); /* SIGUSR2 ends it at once */
 	}
 	sigprocmask(SIG_BLOCK, &usr2, NULL);
 
 	/* 1. Every byte of the shared memory. */
 	t0 = mono_ns();
-	size_t bad = check_random((const uint64_t *)g_mem, rand_len / 8);
-	if (bad == (size_t)-1) {
-		bad = check_text((const char *)g_mem + rand_len, text_len);
-		if (bad != (size_t)-1)
-			bad += rand_len;
-	}
+	size_t bad = pattern_check((const char *)g_mem, g_len);
 	if (bad != (size_t)-1) {
 		/* The verdict is "FAIL <offset>" (as bench_mem's) when this is the first problem. */
 		if (g_problems++ == 0)

@@ -77,7 +77,10 @@
  * WORKDIR is accepted for the common protocol and not used. Groups 65534
  * and 100 must exist in /etc/group (nogroup and users on Debian).
  */
-#include "common.h"
+#define MAX_RESULTS 96
+#define RESULT_NAME_LEN 96
+#define RESULT_DETAIL_LEN 192
+#include "coord.h"
 
 #include <arpa/inet.h>
 #include <grp.h>
@@ -85,20 +88,10 @@
 #include <linux/securebits.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 
-#define MS 1000000ULL
-#define POLL_NS (20 * MS)            /* one nanosleep step while waiting */
-#define GO_MAX_NS (600000 * MS)      /* wait for "go": counted in steps */
-#define SETUP_TIMEOUT_NS (10000 * MS)
-#define STATE_TIMEOUT_NS (2000 * MS) /* until a task shows state S */
-#define DONE_TIMEOUT_NS (8000 * MS)  /* all reports, from the trigger */
 #define JOIN_TIMEOUT_NS (6000 * MS)  /* D waiting for DT's report */
-#define REAP_TIMEOUT_NS (3000 * MS)
 
 #define CAPB(c) (1ULL << (c))
 #define NOBODY 65534U
@@ -113,88 +106,34 @@
 #define D_PORT 1023
 #define DT_PORT 1022
 
-/* Exit codes of D. */
-#define EXIT_OK 0
-#define EXIT_ORPHAN 3 /* R disappeared while we waited */
-#define EXIT_ABORT 4  /* R gave up during setup */
-#define EXIT_SETUP 5  /* our own setup failed */
-#define EXIT_NOGO 6   /* "go" never came */
+#define EXIT_NOGO 6 /* D's exit code: "go" never came */
 
 enum { T_R, T_D, T_DT, NT };
 static const char *const tname[NT] = { "R", "D", "DT" };
-
-#define MAX_RESULTS 96
-struct result {
-	int ok; /* 1 ok, 0 not ok, 2 a "#" note */
-	char name[96];
-	char detail[192];
-};
 
 struct task {
 	pid_t pid, tid;
 	int recorded; /* IDs written (__atomic) */
 	int waiting;  /* about to enter the wait for "go" */
 	int done;     /* checks after "go" written */
-	int nresults;
-	int overflow;
-	struct result results[MAX_RESULTS];
+	struct results res; /* printed by R */
 };
 
 struct shared {
-	uint32_t go;    /* set by R after the trigger */
-	uint32_t abort; /* setup failed: everybody leaves */
-	pid_t root;
-	int setup_err_set;
-	char setup_err[512];
+	struct coord c;       /* go, abort, R's PID, setup error */
 	uint64_t r_bnd_setup; /* R's bounding set at setup */
 	uint64_t r_bnd_now;   /* R's bounding set after the trigger */
 	struct task t[NT];
 };
 
-#define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-
 static struct shared *sh;
-static int g_is_root = 1;
-static const char *g_self = "R";
 static pid_t g_d; /* D as returned by fork */
 
 /* ---- small helpers ---- */
 
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec req = { (time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL) }, rem;
-	while (nanosleep(&req, &rem) != 0 && errno == EINTR)
-		req = rem;
-}
-
 static pid_t my_tid(void)
 {
 	return (pid_t)syscall(SYS_gettid);
-}
-
-/* State and parent from /proc/PATH/stat; -1 if unreadable. */
-static int read_stat_path(const char *path, char *state, pid_t *ppid, char *comm, size_t csize)
-{
-	char buf[1024];
-	if (read_file(path, buf, sizeof buf) <= 0)
-		return -1;
-	char *l = strchr(buf, '('), *r = strrchr(buf, ')');
-	if (!l || !r || r < l)
-		return -1;
-	if (comm) {
-		size_t n = (size_t)(r - l - 1);
-		if (n >= csize)
-			n = csize - 1;
-		memcpy(comm, l + 1, n);
-		comm[n] = '\0';
-	}
-	int pp;
-	if (sscanf(r + 1, " %c %d", state, &pp) != 2)
-		return -1;
-	if (ppid)
-		*ppid = pp;
-	return 0;
 }
 
 static int read_int_file(const char *path, long *v)
@@ -206,71 +145,6 @@ static int read_int_file(const char *path, long *v)
 	errno = 0;
 	*v = strtol(buf, &end, 10);
 	return errno || end == buf ? -1 : 0;
-}
-
-/* ---- results ---- */
-
-/* Store one result of task t; R prints them. Details only when failed. */
-__attribute__((format(printf, 4, 5)))
-static int tcheck(struct task *t, int ok, const char *name, const char *fmt, ...)
-{
-	int n = t->nresults;
-	if (n >= MAX_RESULTS) {
-		t->overflow = 1;
-		return ok;
-	}
-	struct result *r = &t->results[n];
-	r->ok = ok ? 1 : 0;
-	snprintf(r->name, sizeof r->name, "%s", name);
-	r->detail[0] = '\0';
-	if (!ok) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(r->detail, sizeof r->detail, fmt, ap);
-		va_end(ap);
-	}
-	STORE(&t->nresults, n + 1);
-	return ok;
-}
-
-/* A "#" line (a check that could not be made meaningfully). */
-__attribute__((format(printf, 2, 3)))
-static void tnote(struct task *t, const char *fmt, ...)
-{
-	int n = t->nresults;
-	if (n >= MAX_RESULTS) {
-		t->overflow = 1;
-		return;
-	}
-	struct result *r = &t->results[n];
-	r->ok = 2;
-	r->name[0] = '\0';
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(r->detail, sizeof r->detail, fmt, ap);
-	va_end(ap);
-	STORE(&t->nresults, n + 1);
-}
-
-static void print_results(int idx)
-{
-	struct task *t = &sh->t[idx];
-	int n = LOAD(&t->nresults);
-	for (int i = 0; i < n && i < MAX_RESULTS; i++) {
-		struct result *r = &t->results[i];
-		if (r->ok == 2) {
-			say("# %s: %s", tname[idx], r->detail);
-			continue;
-		}
-		char what[128];
-		snprintf(what, sizeof what, "%s: %s", tname[idx], r->name);
-		check(r->ok, what, "%s", r->detail);
-	}
-	if (LOAD(&t->overflow)) {
-		char what[96];
-		snprintf(what, sizeof what, "%s: result buffer large enough", tname[idx]);
-		check(0, what, "results dropped");
-	}
 }
 
 /* ---- credentials ---- */
@@ -557,18 +431,18 @@ static void check_status(struct task *t, const char *path, const char *label,
 static int first_failure(struct task *t, char *buf, size_t size)
 {
 	int bad = 0;
-	for (int i = 0; i < t->nresults; i++)
-		if (t->results[i].ok == 0 && bad++ == 0)
-			snprintf(buf, size, "%s: %s", t->results[i].name, t->results[i].detail);
-	if (t->overflow && !bad++)
+	for (int i = 0; i < t->res.n; i++)
+		if (t->res.r[i].ok == 0 && bad++ == 0)
+			snprintf(buf, size, "%s: %s", t->res.r[i].name, t->res.r[i].detail);
+	if (t->res.overflow && !bad++)
 		snprintf(buf, size, "result buffer overflow");
 	return bad;
 }
 
 static void reset_results(struct task *t)
 {
-	t->nresults = 0;
-	t->overflow = 0;
+	t->res.n = 0;
+	t->res.overflow = 0;
 }
 
 /* ---- what the credentials allow and refuse (D and DT, after "go") ---- */
@@ -627,7 +501,7 @@ static void probe(struct task *t, int port0, const struct snap *w)
 	}
 
 	/* CAP_KILL is permitted, not effective. */
-	pid_t r = sh->root;
+	pid_t r = sh->c.root;
 	errno = 0;
 	rc = kill(r, 0);
 	err = errno;
@@ -698,63 +572,7 @@ static void probe(struct task *t, int port0, const struct snap *w)
 	       (unsigned long long)g.amb, (unsigned)g.secbits, g.dumpable);
 }
 
-/* ---- waiting ---- */
-
-/* Polls an int flag every ms until non-zero (1) or the deadline (0).
- * On abort, D gives up and R gets -1. */
-static int wait_flag(int *f, uint64_t deadline)
-{
-	for (;;) {
-		if (LOAD(f))
-			return 1;
-		if (LOAD(&sh->abort)) {
-			if (!g_is_root)
-				_exit(EXIT_ABORT);
-			return -1;
-		}
-		if (mono_ns() >= deadline)
-			return 0;
-		sleep_ns(MS);
-	}
-}
-
-/* D and DT: wait for "go" in 20 ms nanosleeps, bounded by counting. */
-static int wait_go(int idx)
-{
-	STORE(&sh->t[idx].waiting, 1);
-	uint64_t steps = GO_MAX_NS / POLL_NS;
-	for (uint64_t n = 0;; n++) {
-		if (LOAD(&sh->go))
-			return 1;
-		if (LOAD(&sh->abort))
-			_exit(EXIT_ABORT);
-		if (n % 25 == 24 && getppid() != sh->root)
-			_exit(EXIT_ORPHAN);
-		if (n >= steps)
-			return 0;
-		sleep_ns(POLL_NS);
-	}
-}
-
 /* ---- D and its thread ---- */
-
-/* D's setup failed: tell R (it prints the message) and leave. */
-__attribute__((format(printf, 1, 2), noreturn))
-static void cfail(const char *fmt, ...)
-{
-	int e = errno;
-	if (__atomic_exchange_n(&sh->setup_err_set, 1, __ATOMIC_ACQ_REL) == 0) {
-		char msg[400];
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(msg, sizeof msg, fmt, ap);
-		va_end(ap);
-		snprintf(sh->setup_err, sizeof sh->setup_err, "%s: %s (errno %d %s)", g_self, msg, e,
-			 strerror(e));
-	}
-	STORE(&sh->abort, 1);
-	_exit(EXIT_SETUP);
-}
 
 /* D or DT right after setup: the drop gave exactly the expected state. */
 static void verify_setup(int idx, const char *status_path, const char *label)
@@ -800,7 +618,7 @@ static void *run_dt(void *arg)
 	t->tid = my_tid();
 	verify_setup(T_DT, "/proc/thread-self/status", "/proc/thread-self/status");
 	STORE(&t->recorded, 1);
-	if (!wait_go(T_DT))
+	if (!wait_go(&t->waiting, 0))
 		return NULL;
 	check_after(T_DT, "/proc/thread-self/status", "/proc/thread-self/status", DT_PORT);
 	STORE(&t->done, 1);
@@ -859,7 +677,7 @@ static void run_d(void)
 	if (wait_flag(&sh->t[T_DT].recorded, mono_ns() + SETUP_TIMEOUT_NS) != 1)
 		cfail("DT did not start");
 
-	if (!wait_go(T_D))
+	if (!wait_go(&t->waiting, 0))
 		_exit(EXIT_NOGO);
 	check_after(T_D, "/proc/self/status", "/proc/self/status", D_PORT);
 	STORE(&t->done, 1);
@@ -872,73 +690,24 @@ static void run_d(void)
 
 /* ---- R ---- */
 
-/* waitpid(pid) until the deadline: 1 reaped, 0 timeout, -1 error. */
-static int reap_until(pid_t pid, int *status, uint64_t deadline)
+/* D and DT wait for "go" as children of R: R is gone when it is no longer their parent. */
+static int root_gone(void)
 {
-	for (;;) {
-		pid_t r = waitpid(pid, status, WNOHANG);
-		if (r == pid)
-			return 1;
-		if (r < 0 && errno != EINTR)
-			return -1;
-		if (mono_ns() >= deadline)
-			return 0;
-		sleep_ns(MS);
-	}
+	return getppid() != sh->c.root;
 }
 
-static void fmt_status(char *buf, size_t size, int rc, int st)
-{
-	if (rc == 1 && WIFEXITED(st))
-		snprintf(buf, size, "exited %d", WEXITSTATUS(st));
-	else if (rc == 1 && WIFSIGNALED(st))
-		snprintf(buf, size, "killed by signal %d", WTERMSIG(st));
-	else if (rc == 1)
-		snprintf(buf, size, "status %#x", st);
-	else if (rc == 0)
-		snprintf(buf, size, "not reaped before the timeout");
-	else
-		snprintf(buf, size, "waitpid failed: %s", strerror(errno));
-}
-
-/* D still running (by PID, recognised by its comm)? */
-static int d_running(void)
-{
-	char path[64], state, comm[32];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)g_d);
-	return g_d > 0 && read_stat_path(path, &state, NULL, comm, sizeof comm) == 0 &&
-	       strcmp(comm, "t_creds-D") == 0 && state != 'Z' && state != 'X';
-}
-
-/* SIGKILL D by PID if it still runs and reap it. 1 if it had to be killed. */
+/* SIGKILL D by PID if it still runs (recognised by its comm) and reap it.
+ * 1 if it had to be killed. */
 static int kill_leftovers(void)
 {
 	if (g_d <= 0)
 		return 0;
-	int left = d_running();
+	int left = running_as(g_d, "t_creds-D");
 	if (left)
 		kill(g_d, SIGKILL);
 	if (reap_until(g_d, &(int){ 0 }, mono_ns() + REAP_TIMEOUT_NS) == 1)
 		g_d = 0;
 	return left;
-}
-
-__attribute__((format(printf, 1, 2), noreturn))
-static void setup_fail(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	STORE(&sh->abort, 1);
-	kill_leftovers();
-	if (LOAD(&sh->setup_err_set))
-		say("not ok - setup: %s", sh->setup_err);
-	else
-		say("not ok - setup: %s", msg);
-	say("FAIL");
-	exit(1);
 }
 
 /* Is there a group with this GID in /etc/group? (no NSS: nothing cached) */
@@ -996,6 +765,7 @@ static void outside_view(void)
 		struct task *t = &sh->t[i];
 		char stat[96], status[96], what[96];
 		const char *label = i == T_D ? "/proc/D/status" : "/proc/D/task/DT/status";
+		pid_t tid = i == T_D ? 0 : t->tid; /* D: /proc/PID/stat, DT: /proc/PID/task/TID/stat */
 		if (i == T_D) {
 			snprintf(stat, sizeof stat, "/proc/%d/stat", (int)t->pid);
 			snprintf(status, sizeof status, "/proc/%d/status", (int)t->pid);
@@ -1004,31 +774,12 @@ static void outside_view(void)
 			snprintf(status, sizeof status, "/proc/%d/task/%d/status", (int)t->pid,
 				 (int)t->tid);
 		}
-		char state = '?';
-		pid_t ppid = 0;
-		int rc;
-		for (;;) {
-			rc = read_stat_path(stat, &state, &ppid, NULL, 0);
-			if ((rc == 0 && state == 'S') || mono_ns() >= deadline)
-				break;
-			sleep_ns(MS);
-		}
+		struct pstat ps;
+		int rc = stat_sleeping(t->pid, tid, &ps, deadline);
 		snprintf(what, sizeof what, "%s waiting: state S, parent R", tname[i]);
-		tcheck(r, rc == 0 && state == 'S' && ppid == r->pid, what,
-		       "%s: rc %d, state %c, ppid %d", stat, rc, rc ? '?' : state, rc ? 0 : (int)ppid);
+		tcheck(r, rc == 0 && ps.state == 'S' && ps.ppid == r->pid, what,
+		       "%s: rc %d, state %c, ppid %d", stat, rc, rc ? '?' : ps.state, rc ? 0 : (int)ps.ppid);
 		check_status(r, status, label, &w);
-	}
-}
-
-/* R waits for a flag of D or DT; gives up early once D is gone. */
-static void wait_task(int *flag, uint64_t deadline)
-{
-	for (int n = 0;; n++) {
-		if (LOAD(flag) || mono_ns() >= deadline)
-			return;
-		if (n % 20 == 19 && !d_running())
-			return;
-		sleep_ns(MS);
 	}
 }
 
@@ -1037,20 +788,12 @@ int main(int argc, char **argv)
 	if (argc != 2)
 		die("usage: %s WORKDIR", argv[0]);
 
-	long page = sysconf(_SC_PAGESIZE);
-	size_t size = (sizeof(struct shared) + (size_t)page - 1) & ~((size_t)page - 1);
-	sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (sh == MAP_FAILED)
-		die("mmap coordination region");
-	sh->root = getpid();
+	size_t size = sizeof *sh;
+	sh = coord_map(&size);
 	sh->t[T_R].pid = getpid();
 	sh->t[T_R].tid = my_tid();
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGCHLD, &sa, NULL) != 0)
+	if (set_handler(SIGCHLD, SIG_DFL) != 0)
 		die("sigaction(SIGCHLD)");
 	install_trigger();
 
@@ -1096,42 +839,34 @@ int main(int argc, char **argv)
 	deadline = mono_ns() + STATE_TIMEOUT_NS;
 	for (int i = T_D; i <= T_DT; i++) {
 		struct task *t = &sh->t[i];
-		char path[96], state = '?';
-		snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)t->pid, (int)t->tid);
-		for (;;) {
-			int rc = read_stat_path(path, &state, NULL, NULL, 0);
-			if (rc == 0 && state == 'S')
-				break;
-			if (mono_ns() >= deadline)
-				setup_fail("%s (%d) not sleeping in its wait", tname[i], (int)t->tid);
-			sleep_ns(MS);
-		}
+		struct pstat ps;
+		if (stat_sleeping(t->pid, t->tid, &ps, deadline) != 0 || ps.state != 'S')
+			setup_fail("%s (%d) not sleeping in its wait", tname[i], (int)t->tid);
 	}
-	if (LOAD(&sh->abort))
+	if (LOAD(&sh->c.abort))
 		setup_fail("D gave up");
 
 	ready();
-	while (!g_triggered)
-		sleep_ns(POLL_NS);
+	poll_trigger();
 	uint64_t t0 = mono_ns();
 
 	check_root(&setup);
 	outside_view();
-	STORE(&sh->go, 1);
+	STORE(&sh->c.go, 1);
 
 	for (int i = T_D; i <= T_DT; i++)
-		wait_task(&sh->t[i].done, t0 + DONE_TIMEOUT_NS);
+		wait_task(&sh->t[i].done, t0 + DONE_TIMEOUT_NS, g_d, "t_creds-D");
 
 	for (int i = 0; i < NT; i++) {
 		if (i != T_R && !LOAD(&sh->t[i].done)) {
 			char what[64];
 			snprintf(what, sizeof what, "%s: did not report", tname[i]);
-			print_results(i); /* whatever it managed to store */
+			results_report(&sh->t[i].res, tname[i]); /* whatever it managed to store */
 			check(0, what, "no final report (task gone, or silent for %llu s after the trigger)",
 			      (unsigned long long)(DONE_TIMEOUT_NS / 1000000000ULL));
 			continue;
 		}
-		print_results(i);
+		results_report(&sh->t[i].res, tname[i]);
 	}
 
 	int st = 0;
@@ -1145,9 +880,6 @@ int main(int argc, char **argv)
 	pid_t d = g_d;
 	int left = kill_leftovers();
 	check(left == 0, "R: D not left running", "had to SIGKILL D (%d)", (int)d);
-	errno = 0;
-	pid_t p = waitpid(-1, NULL, WNOHANG);
-	check(p < 0 && errno == ECHILD, "R: no child left", "waitpid(-1) returned %d (%s)", (int)p,
-	      strerror(errno));
+	check(no_child_left(how, sizeof how), "R: no child left", "%s", how);
 	finish();
 }

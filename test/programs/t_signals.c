@@ -14,8 +14,6 @@
  */
 #include "common.h"
 
-#include <sys/rseq.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 
 #ifndef SA_RESTORER
@@ -25,7 +23,6 @@
 #define SS_AUTODISARM (1U << 31)
 #endif
 
-#define NSIG_KERNEL 64
 #define RT_QUEUED (SIGRTMIN + 2)  /* blocked, three queued with values */
 #define RT_PRIVATE (SIGRTMIN + 4) /* blocked, one thread-directed with value */
 #define RT_PRIVATE_VALUE 555
@@ -134,33 +131,16 @@ static void install(const struct disposition *d)
 		die("sigaction %s", d->name);
 }
 
-/* Kernel-visible signals 1..64 as a 64-bit word (bit n-1 = signal n). */
-static uint64_t set_bits(const sigset_t *s)
-{
-	uint64_t bits = 0;
-	for (int sig = 1; sig <= NSIG_KERNEL; sig++)
-		if (sigismember(s, sig) == 1)
-			bits |= 1ULL << (sig - 1);
-	return bits;
-}
-
-static uint64_t bit(int sig)
-{
-	return 1ULL << (sig - 1);
-}
-
 /* A hex field of /proc/self/status (SigBlk, ShdPnd, ...). */
 static uint64_t status_mask(const char *field)
 {
 	static char buf[8192];
 	if (read_file("/proc/self/status", buf, sizeof buf) < 0)
 		die("read /proc/self/status");
-	char key[32];
-	snprintf(key, sizeof key, "\n%s:", field);
-	char *p = strstr(buf, key);
-	if (!p)
+	uint64_t v;
+	if (hex_field(buf, field, &v) != 0)
 		die("no %s in /proc/self/status", field);
-	return strtoull(p + strlen(key), NULL, 16);
+	return v;
 }
 
 struct sigaction_snapshot {
@@ -182,7 +162,7 @@ static int same_sigaction(const struct sigaction *a, const struct sigaction *b)
 {
 	return (void *)a->sa_handler == (void *)b->sa_handler && a->sa_flags == b->sa_flags &&
 	       (void *)a->sa_restorer == (void *)b->sa_restorer &&
-	       set_bits(&a->sa_mask) == set_bits(&b->sa_mask);
+	       sigset_bits(&a->sa_mask) == sigset_bits(&b->sa_mask);
 }
 
 static void burn_user_cpu(long ms)
@@ -198,14 +178,6 @@ static void burn_user_cpu(long ms)
 		if (el >= ms)
 			return;
 	}
-}
-
-/* Sleep for ms, continuing after signal handlers interrupt the sleep. */
-static void sleep_ms(long ms)
-{
-	struct timespec req = { ms / 1000, (ms % 1000) * 1000000L }, rem;
-	while (nanosleep(&req, &rem) != 0 && errno == EINTR)
-		req = rem;
 }
 
 static long tv_us(const struct timeval *tv)
@@ -243,14 +215,6 @@ static void check_itimer(int which, const char *name, long interval_us, long sla
 	      interval_us);
 }
 
-static struct rseq *rseq_area(void)
-{
-	return (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
-}
-
-/* Registered length: glibc 2.36 exports __rseq_size 20 but registers 32. */
-#define RSEQ_LEN 32
-
 static void check_rseq(void)
 {
 	if (__rseq_size == 0) {
@@ -274,36 +238,21 @@ static void check_rseq(void)
 	      "cpu_id still %#x", r->cpu_id);
 }
 
-/* Consume one pending instance of sig and check its siginfo. */
-static void take_pending(int sig, const char *what, int code, int has_value, int value)
+/* Consume one pending instance of sig and check its siginfo (the value:
+ * for SI_QUEUE only). */
+static void take_pending(int sig, const char *what, int code, int value)
 {
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, sig);
-	siginfo_t si;
-	struct timespec zero = { 0, 0 };
-	memset(&si, 0, sizeof si);
-	/* Raw syscall: glibc's sigtimedwait() folds SI_TKILL into SI_USER. */
-	int got = (int)syscall(SYS_rt_sigtimedwait, &s, &si, &zero, NSIG_KERNEL / 8);
-	if (!check(got == sig, what, "sigtimedwait returned %d (%s), expected signal %d", got,
-		   got < 0 ? strerror(errno) : "other signal", sig))
-		return;
-	int ok = si.si_code == code && si.si_pid == getpid() && si.si_uid == getuid() &&
-		 (!has_value || si.si_value.sival_int == value);
-	char w[160];
+	char how[160], w[160];
+	int rc = take_expected(sig, code, value, how, sizeof how);
 	snprintf(w, sizeof w, "%s: siginfo", what);
-	check(ok, w, "expected code %d pid %d uid %d value %d, got code %d pid %d uid %d value %d",
-	      code, getpid(), getuid(), has_value ? value : si.si_value.sival_int, si.si_code, si.si_pid,
-	      si.si_uid, si.si_value.sival_int);
+	if (check(rc >= 0, what, "%s", how))
+		check(rc == 1, w, "%s", how);
 }
 
 static int none_pending(int sig)
 {
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, sig);
-	struct timespec zero = { 0, 0 };
-	return sigtimedwait(&s, NULL, &zero) < 0 && errno == EAGAIN;
+	siginfo_t si;
+	return take_signal(sig, &si) < 0 && errno == EAGAIN;
 }
 
 int main(int argc, char **argv)
@@ -346,7 +295,7 @@ int main(int argc, char **argv)
 	sigaddset(&blocked, SIGRTMAX);
 	if (sigprocmask(SIG_SETMASK, &blocked, NULL) != 0)
 		die("sigprocmask");
-	uint64_t blocked_bits = set_bits(&blocked);
+	uint64_t blocked_bits = sigset_bits(&blocked);
 
 	if (kill(pid, SIGUSR1) != 0)
 		die("kill SIGUSR1");
@@ -364,8 +313,8 @@ int main(int argc, char **argv)
 	qi.si_value.sival_int = RT_PRIVATE_VALUE;
 	if (syscall(SYS_rt_tgsigqueueinfo, pid, gettid(), RT_PRIVATE, &qi) != 0)
 		die("rt_tgsigqueueinfo");
-	const uint64_t shared_expected = bit(SIGUSR1) | bit(RT_QUEUED);
-	const uint64_t private_expected = bit(SIGQUIT) | bit(RT_PRIVATE);
+	const uint64_t shared_expected = sig_bit(SIGUSR1) | sig_bit(RT_QUEUED);
+	const uint64_t private_expected = sig_bit(SIGQUIT) | sig_bit(RT_PRIVATE);
 
 	struct itimerval it = { { 0, REAL_US }, { 0, REAL_US } };
 	if (setitimer(ITIMER_REAL, &it, NULL) != 0)
@@ -382,8 +331,7 @@ int main(int argc, char **argv)
 	uint64_t sigign_before = status_mask("SigIgn"), sigcgt_before = status_mask("SigCgt");
 
 	ready();
-	while (!g_triggered)
-		sleep_ms(20);
+	poll_trigger();
 
 	/* ---- query the state before exercising anything ---- */
 	static struct sigaction_snapshot sa_after[NSIG_KERNEL + 1];
@@ -393,10 +341,10 @@ int main(int argc, char **argv)
 		const struct sigaction *a = &sa_after[d->sig].sa;
 		uint64_t want_mask = 0;
 		for (int m = 0; d->mask[m]; m++)
-			want_mask |= bit(d->mask[m]);
+			want_mask |= sig_bit(d->mask[m]);
 		int ok = (void *)a->sa_handler == d->handler &&
 			 (a->sa_flags & ~SA_RESTORER) == d->flags &&
-			 set_bits(&a->sa_mask) == want_mask &&
+			 sigset_bits(&a->sa_mask) == want_mask &&
 			 same_sigaction(a, &sa_before[d->sig].sa);
 		char what[96];
 		snprintf(what, sizeof what, "sigaction %s (handler, flags, mask, restorer)", d->name);
@@ -404,7 +352,7 @@ int main(int argc, char **argv)
 		      "expected handler %p flags %#x mask %#lx restorer %p, got handler %p flags %#x mask %#lx restorer %p",
 		      d->handler, d->flags | (sa_before[d->sig].sa.sa_flags & SA_RESTORER), (unsigned long)want_mask,
 		      (void *)sa_before[d->sig].sa.sa_restorer, (void *)a->sa_handler, a->sa_flags,
-		      (unsigned long)set_bits(&a->sa_mask), (void *)a->sa_restorer);
+		      (unsigned long)sigset_bits(&a->sa_mask), (void *)a->sa_restorer);
 	}
 	{
 		int bad = 0;
@@ -423,7 +371,7 @@ int main(int argc, char **argv)
 	{
 		sigset_t cur;
 		sigprocmask(SIG_BLOCK, NULL, &cur);
-		uint64_t got = set_bits(&cur), blk = status_mask("SigBlk");
+		uint64_t got = sigset_bits(&cur), blk = status_mask("SigBlk");
 		check(got == blocked_bits && blk == blocked_bits, "blocked mask (sigprocmask and SigBlk)",
 		      "expected %#lx, got %#lx (SigBlk %#lx)", (unsigned long)blocked_bits,
 		      (unsigned long)got, (unsigned long)blk);
@@ -432,7 +380,7 @@ int main(int argc, char **argv)
 	{
 		sigset_t pend;
 		sigpending(&pend);
-		uint64_t got = set_bits(&pend);
+		uint64_t got = sigset_bits(&pend);
 		check(got == (shared_expected | private_expected), "sigpending set",
 		      "expected %#lx, got %#lx", (unsigned long)(shared_expected | private_expected),
 		      (unsigned long)got);
@@ -460,21 +408,21 @@ int main(int argc, char **argv)
 	check_rseq();
 
 	/* ---- consume the pending signals, checking each payload ---- */
-	take_pending(SIGUSR1, "pending SIGUSR1 from kill()", SI_USER, 0, 0);
+	take_pending(SIGUSR1, "pending SIGUSR1 from kill()", SI_USER, 0);
 	for (int v = 100; v <= 102; v++) {
 		char what[64];
 		snprintf(what, sizeof what, "queued SIGRTMIN+2 #%d (value %d)", v - 99, v);
-		take_pending(RT_QUEUED, what, SI_QUEUE, 1, v);
+		take_pending(RT_QUEUED, what, SI_QUEUE, v);
 	}
 	check(none_pending(RT_QUEUED), "exactly three SIGRTMIN+2 were queued", "a fourth one is pending");
-	take_pending(SIGQUIT, "thread-directed SIGQUIT from tgkill()", SI_TKILL, 0, 0);
-	take_pending(RT_PRIVATE, "thread-directed SIGRTMIN+4 (rt_tgsigqueueinfo)", SI_QUEUE, 1,
+	take_pending(SIGQUIT, "thread-directed SIGQUIT from tgkill()", SI_TKILL, 0);
+	take_pending(RT_PRIVATE, "thread-directed SIGRTMIN+4 (rt_tgsigqueueinfo)", SI_QUEUE,
 		     RT_PRIVATE_VALUE);
 	{
 		sigset_t pend;
 		sigpending(&pend);
-		check(set_bits(&pend) == 0, "nothing else pending", "pending %#lx",
-		      (unsigned long)set_bits(&pend));
+		check(sigset_bits(&pend) == 0, "nothing else pending", "pending %#lx",
+		      (unsigned long)sigset_bits(&pend));
 	}
 
 	/* ---- exercise the handlers (only when the disposition is right,
@@ -522,7 +470,7 @@ int main(int argc, char **argv)
 	/* ---- timers keep ticking ---- */
 	{
 		int before = g_count[SIGALRM];
-		sleep_ms(300);
+		sleep_ns(300 * MS);
 		int n = g_count[SIGALRM] - before;
 		check(n >= 3 && n <= 12, "ITIMER_REAL delivers SIGALRM every 50 ms (300 ms wait)",
 		      "%d SIGALRMs, expected about 6", n);
@@ -538,8 +486,8 @@ int main(int argc, char **argv)
 	{
 		sigset_t cur;
 		sigprocmask(SIG_BLOCK, NULL, &cur);
-		check(set_bits(&cur) == blocked_bits, "blocked mask intact after running the handlers",
-		      "expected %#lx, got %#lx", (unsigned long)blocked_bits, (unsigned long)set_bits(&cur));
+		check(sigset_bits(&cur) == blocked_bits, "blocked mask intact after running the handlers",
+		      "expected %#lx, got %#lx", (unsigned long)blocked_bits, (unsigned long)sigset_bits(&cur));
 	}
 	finish();
 }

@@ -13,9 +13,6 @@
  */
 #include "common.h"
 
-#include <limits.h>
-#include <sys/syscall.h>
-
 #define ABS_TICK_NS 100000000ULL /* 100 ms */
 #define REL_SLEEP_NS 200000000ULL /* 200 ms */
 #define POST_TRIGGER_ITERATIONS 6 /* three of each kind, about 900 ms */
@@ -30,16 +27,10 @@ struct loop_stats {
 	uint64_t unexpected;       /* returns other than 0 / EINTR */
 	int first_unexpected_errno;
 	const char *first_unexpected_call;
-	uint64_t eintr;
+	unsigned long eintr;
 	uint64_t backwards;        /* CLOCK_MONOTONIC went backwards */
 	uint64_t max_late_post;    /* worst lateness after the trigger */
 };
-
-static struct timespec ns_to_ts(uint64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL) };
-	return ts;
-}
 
 static void unexpected(struct loop_stats *st, const char *call, int err)
 {
@@ -72,19 +63,9 @@ static uint64_t sleep_absolute(struct loop_stats *st)
 static uint64_t sleep_relative(struct loop_stats *st)
 {
 	uint64_t start = mono_ns();
-	struct timespec req = ns_to_ts(REL_SLEEP_NS), rem;
-	for (;;) {
-		rem.tv_sec = 0;
-		rem.tv_nsec = 0;
-		if (nanosleep(&req, &rem) == 0)
-			break;
-		if (errno != EINTR) {
-			unexpected(st, "nanosleep", errno);
-			break;
-		}
-		st->eintr++;
-		req = rem;
-	}
+	int err = nanosleep_whole(ns_to_ts(REL_SLEEP_NS), &st->eintr);
+	if (err)
+		unexpected(st, "nanosleep", err);
 	uint64_t elapsed = mono_ns() - start;
 	if (elapsed < REL_SLEEP_NS) {
 		st->early++;

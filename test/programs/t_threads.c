@@ -31,20 +31,19 @@
  * The main thread waits for the trigger by polling with short nanosleeps
  * (like t_signals) so no blocked mask is ever temporarily replaced.
  */
-#include "common.h"
+#define MAX_RESULTS 48
+#define RESULT_NAME_LEN 128
+#define RESULT_DETAIL_LEN 384
+#include "results.h"
 
 #include <dirent.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <sys/prctl.h>
-#include <sys/rseq.h>
-#include <sys/syscall.h>
 #ifdef __x86_64__
 #include <asm/prctl.h>
 #endif
 
-#define NSIG_KERNEL 64
 #define STACK_WORDS 512
 #define TLS_WORDS 8
 #define ALTSTACK_SIZE (64 * 1024)
@@ -52,7 +51,6 @@
 #define WAKE_TIMEOUT_NS 5000000000ULL /* per wait of the main thread */
 #define POST_BUDGET_NS 10000000000ULL /* all waits after the trigger */
 #define SETUP_TIMEOUT_NS 5000000000ULL
-#define RSEQ_LEN 32 /* glibc 2.36 exports __rseq_size 20 but registers 32 */
 
 #define TLS_SEED 0x715ULL
 #define STACK_SEED 0x57acULL
@@ -63,13 +61,6 @@
 
 enum { T_MAIN, T_COND, T_SEM, T_FUTEX, T_SLEEP, T_JOIN, NTHREADS };
 static const char *const tname[NTHREADS] = { "main", "cond", "sem", "futex", "sleep", "join" };
-
-#define MAX_RESULTS 48
-struct result {
-	int ok;
-	char what[128];
-	char details[384];
-};
 
 struct tinfo {
 	int idx;
@@ -99,9 +90,7 @@ struct tinfo {
 	/* wait statistics */
 	unsigned long eintr, spurious, unexpected, early, iterations;
 	int unexpected_err;
-	/* results, printed by the main thread */
-	int nresults;
-	struct result results[MAX_RESULTS];
+	struct results res; /* printed by the main thread */
 };
 
 static struct tinfo g_t[NTHREADS];
@@ -125,55 +114,21 @@ static __thread uint64_t tls_block[TLS_WORDS];
 static __thread char *tls_alt_lo, *tls_alt_hi;
 static __thread volatile int tls_urg_count, tls_urg_on_altstack, tls_urg_ss_flags;
 
-static uint64_t bit(int sig)
-{
-	return 1ULL << (sig - 1);
-}
-
-static uint64_t set_bits(const sigset_t *s)
-{
-	uint64_t bits = 0;
-	for (int sig = 1; sig <= NSIG_KERNEL; sig++)
-		if (sigismember(s, sig) == 1)
-			bits |= bit(sig);
-	return bits;
-}
-
 static void bits_to_set(uint64_t bits, sigset_t *s)
 {
 	sigemptyset(s);
 	for (int sig = 1; sig <= NSIG_KERNEL; sig++)
-		if (bits & bit(sig))
+		if (bits & sig_bit(sig))
 			sigaddset(s, sig);
 }
 
-/* Store one result of thread t (printed later by the main thread). */
-__attribute__((format(printf, 4, 5)))
-static int tcheck(struct tinfo *t, int ok, const char *what, const char *fmt, ...)
-{
-	if (t->nresults >= MAX_RESULTS)
-		return ok;
-	struct result *r = &t->results[t->nresults++];
-	r->ok = ok;
-	snprintf(r->what, sizeof r->what, "%s", what);
-	r->details[0] = '\0';
-	if (!ok) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(r->details, sizeof r->details, fmt, ap);
-		va_end(ap);
-	}
-	return ok;
-}
-
+/* Prints the results thread t stored ("thread NAME: ..."). */
 static void report(struct tinfo *t)
 {
-	for (int i = 0; i < t->nresults; i++) {
-		char what[160];
-		snprintf(what, sizeof what, "thread %s: %.128s", t->name, t->results[i].what);
-		check(t->results[i].ok, what, "%s", t->results[i].details);
-	}
-	if (t->nresults >= MAX_RESULTS)
+	char who[32];
+	snprintf(who, sizeof who, "thread %s", t->name);
+	results_print(&t->res, who);
+	if (t->res.n >= MAX_RESULTS)
 		check(0, "thread result buffer large enough", "thread %s: results dropped", t->name);
 }
 
@@ -230,25 +185,13 @@ static void install(int sig, void (*fn)(int, siginfo_t *, void *), int flags)
 
 /* ---- small helpers ---- */
 
-static void sleep_ns(long ns)
-{
-	struct timespec req = { ns / 1000000000L, ns % 1000000000L }, rem;
-	while (nanosleep(&req, &rem) != 0 && errno == EINTR)
-		req = rem;
-}
-
 /* A hex mask field (SigBlk, SigPnd, ShdPnd) of a status file; -1 if unreadable. */
 static int status_field(const char *path, const char *field, uint64_t *out)
 {
-	char buf[8192], key[32];
+	char buf[8192];
 	if (read_file(path, buf, sizeof buf) < 0)
 		return -1;
-	snprintf(key, sizeof key, "\n%s:", field);
-	char *p = strstr(buf, key);
-	if (!p)
-		return -1;
-	*out = strtoull(p + strlen(key), NULL, 16);
-	return 0;
+	return hex_field(buf, field, out);
 }
 
 static void task_path(char *buf, size_t size, pid_t tid, const char *file)
@@ -308,12 +251,6 @@ static long wait_in_syscall(int idx, uint64_t timeout_ns)
 	}
 }
 
-static int cmp_pid(const void *a, const void *b)
-{
-	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
-	return (x > y) - (x < y);
-}
-
 /* Sorted TIDs in /proc/self/task; returns the count or -1. */
 static int list_tasks(pid_t *out, int max)
 {
@@ -335,19 +272,6 @@ static int list_tasks(pid_t *out, int max)
 	else
 		qsort(out, (size_t)n, sizeof *out, cmp_pid);
 	return n;
-}
-
-static void fmt_tids(char *buf, size_t size, const pid_t *tids, int n)
-{
-	size_t len = 0;
-	buf[0] = '\0';
-	for (int i = 0; i < n && len + 12 < size; i++)
-		len += (size_t)snprintf(buf + len, size - len, "%s%d", i ? "," : "", (int)tids[i]);
-}
-
-static struct rseq *rseq_area(void)
-{
-	return (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
 }
 
 static int get_robust(pid_t tid, void **head, size_t *len)
@@ -407,25 +331,11 @@ static void setup_self(struct tinfo *t)
 /* Consume one thread-directed pending signal and check its siginfo. */
 static void take_pending(struct tinfo *t, int sig, const char *what, int code, int value)
 {
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, sig);
-	siginfo_t si;
-	struct timespec zero = { 0, 0 };
-	memset(&si, 0, sizeof si);
-	/* Raw syscall: glibc's sigtimedwait() folds SI_TKILL into SI_USER. */
-	int got = (int)syscall(SYS_rt_sigtimedwait, &s, &si, &zero, NSIG_KERNEL / 8);
-	int err = errno;
-	if (!tcheck(t, got == sig, what, "sigtimedwait returned %d (%s), expected signal %d", got,
-		    got < 0 ? strerror(err) : "other signal", sig))
-		return;
-	char w[128];
+	char how[160], w[128];
+	int rc = take_expected(sig, code, value, how, sizeof how);
 	snprintf(w, sizeof w, "%.100s: siginfo", what);
-	tcheck(t, si.si_code == code && si.si_pid == getpid() && si.si_uid == getuid() &&
-		  (code != SI_QUEUE || si.si_value.sival_int == value),
-	       w, "expected code %d pid %d uid %d value %d, got code %d pid %d uid %d value %d", code,
-	       getpid(), getuid(), code == SI_QUEUE ? value : si.si_value.sival_int, si.si_code,
-	       si.si_pid, si.si_uid, si.si_value.sival_int);
+	if (tcheck(t, rc >= 0, what, "%s", how))
+		tcheck(t, rc == 1, w, "%s", how);
 }
 
 static void verify_rseq(struct tinfo *t)
@@ -512,14 +422,14 @@ static void verify_self(struct tinfo *t)
 	{
 		sigset_t cur;
 		pthread_sigmask(SIG_BLOCK, NULL, &cur);
-		tcheck(t, set_bits(&cur) == t->blocked, "blocked mask (pthread_sigmask)",
+		tcheck(t, sigset_bits(&cur) == t->blocked, "blocked mask (pthread_sigmask)",
 		       "expected %#llx, got %#llx", (unsigned long long)t->blocked,
-		       (unsigned long long)set_bits(&cur));
+		       (unsigned long long)sigset_bits(&cur));
 		sigset_t pend;
 		sigpending(&pend);
-		tcheck(t, set_bits(&pend) == t->pending, "sigpending() of this thread",
+		tcheck(t, sigset_bits(&pend) == t->pending, "sigpending() of this thread",
 		       "expected %#llx, got %#llx", (unsigned long long)t->pending,
-		       (unsigned long long)set_bits(&pend));
+		       (unsigned long long)sigset_bits(&pend));
 		uint64_t prv = 0, shd = 0;
 		int rc = status_field("/proc/thread-self/status", "SigPnd", &prv) |
 			 status_field("/proc/thread-self/status", "ShdPnd", &shd);
@@ -536,8 +446,8 @@ static void verify_self(struct tinfo *t)
 		if (t->idx == T_JOIN)
 			take_pending(t, SIGALRM, "thread-directed SIGALRM (tgkill)", SI_TKILL, 0);
 		sigpending(&pend);
-		tcheck(t, set_bits(&pend) == 0, "nothing pending after consuming", "pending %#llx",
-		       (unsigned long long)set_bits(&pend));
+		tcheck(t, sigset_bits(&pend) == 0, "nothing pending after consuming", "pending %#llx",
+		       (unsigned long long)sigset_bits(&pend));
 	}
 
 	/* sigaltstack */
@@ -584,13 +494,23 @@ static int stack_bad(volatile uint64_t *a, int idx)
 	return -1;
 }
 
-static void check_after_wake(struct tinfo *t)
+/* The thread has left its wait, having seen `seen`: the main thread's token. */
+static void after_wake(struct tinfo *t, uint64_t seen)
 {
+	t->seen = seen;
+	__atomic_store_n(&t->left_wait, 1, __ATOMIC_RELEASE);
 	int issued = __atomic_load_n(&t->wake_issued, __ATOMIC_ACQUIRE);
 	tcheck(t, issued, "left its wait only after the main thread's wake-up",
 	       "left it before (saw %#llx)", (unsigned long long)t->seen);
 	tcheck(t, issued && t->seen == t->token, "woken by the main thread's action (sequence token)",
 	       "saw %#llx, expected %#llx", (unsigned long long)t->seen, (unsigned long long)t->token);
+}
+
+/* The wait's call returned nothing but what it may (t->unexpected counts the rest). */
+static void check_returns(struct tinfo *t, const char *what)
+{
+	tcheck(t, t->unexpected == 0, what, "%lu unexpected returns, first errno %d (%s)", t->unexpected,
+	       t->unexpected_err, strerror(t->unexpected_err));
 }
 
 /* ---- the wait of each thread ---- */
@@ -613,9 +533,7 @@ static void wait_cond(struct tinfo *t)
 		if (g_cond_pred == 0)
 			t->spurious++; /* allowed by POSIX, reported only */
 	}
-	t->seen = g_cond_pred;
-	__atomic_store_n(&t->left_wait, 1, __ATOMIC_RELEASE);
-	check_after_wake(t);
+	after_wake(t, g_cond_pred);
 	tcheck(t, t->unexpected == 0, "pthread_mutex_lock/pthread_cond_wait returned 0",
 	       "error %d (%s)", t->unexpected_err, strerror(t->unexpected_err));
 	/* Errorcheck mutex: unlock succeeds only for the owner. */
@@ -638,9 +556,7 @@ static void wait_sem(struct tinfo *t)
 		t->unexpected_err = errno;
 		break;
 	}
-	t->seen = __atomic_load_n(&g_sem_token, __ATOMIC_ACQUIRE);
-	__atomic_store_n(&t->left_wait, 1, __ATOMIC_RELEASE);
-	check_after_wake(t);
+	after_wake(t, __atomic_load_n(&g_sem_token, __ATOMIC_ACQUIRE));
 	tcheck(t, t->unexpected == 0, "sem_wait returned only 0 or EINTR", "errno %d (%s)",
 	       t->unexpected_err, strerror(t->unexpected_err));
 	int v = -1;
@@ -668,12 +584,8 @@ static void wait_futex(struct tinfo *t)
 				break;
 		}
 	}
-	t->seen = w;
-	__atomic_store_n(&t->left_wait, 1, __ATOMIC_RELEASE);
-	check_after_wake(t);
-	tcheck(t, t->unexpected == 0, "FUTEX_WAIT returned only 0, EAGAIN or EINTR",
-	       "%lu unexpected returns, first errno %d (%s)", t->unexpected, t->unexpected_err,
-	       strerror(t->unexpected_err));
+	after_wake(t, w);
+	check_returns(t, "FUTEX_WAIT returned only 0, EAGAIN or EINTR");
 	tcheck(t, t->spurious == 0, "FUTEX_WAIT never returned 0 while the word was unchanged",
 	       "%lu spurious wakeups", t->spurious);
 }
@@ -684,30 +596,15 @@ static void wait_sleep(struct tinfo *t)
 	uint64_t w;
 	while ((w = __atomic_load_n(&g_stop_word, __ATOMIC_ACQUIRE)) == 0) {
 		uint64_t start = mono_ns();
-		struct timespec req = { 0, SLEEP_NS }, rem;
-		for (;;) {
-			rem.tv_sec = 0;
-			rem.tv_nsec = 0;
-			if (nanosleep(&req, &rem) == 0)
-				break;
-			if (errno != EINTR) {
-				if (!t->unexpected++)
-					t->unexpected_err = errno;
-				break;
-			}
-			t->eintr++;
-			req = rem;
-		}
+		int err = nanosleep_whole(ns_to_ts(SLEEP_NS), &t->eintr);
+		if (err && !t->unexpected++)
+			t->unexpected_err = err;
 		if (mono_ns() - start < (uint64_t)SLEEP_NS)
 			t->early++;
 		__atomic_add_fetch(&t->iterations, 1, __ATOMIC_RELEASE);
 	}
-	t->seen = w;
-	__atomic_store_n(&t->left_wait, 1, __ATOMIC_RELEASE);
-	check_after_wake(t);
-	tcheck(t, t->unexpected == 0, "nanosleep returned only 0 or EINTR",
-	       "%lu unexpected returns, first errno %d (%s)", t->unexpected, t->unexpected_err,
-	       strerror(t->unexpected_err));
+	after_wake(t, w);
+	check_returns(t, "nanosleep returned only 0 or EINTR");
 	tcheck(t, t->early == 0, "no nanosleep ended before its duration", "%lu early wakeups",
 	       t->early);
 }
@@ -718,9 +615,7 @@ static void wait_join(struct tinfo *t)
 	void *ret = NULL;
 	int rc = pthread_join(g_t[T_SLEEP].self, &ret);
 	struct tinfo *s = &g_t[T_SLEEP];
-	t->seen = rc == 0 && ret == s ? __atomic_load_n(&s->seen, __ATOMIC_ACQUIRE) : 0;
-	__atomic_store_n(&t->left_wait, 1, __ATOMIC_RELEASE);
-	check_after_wake(t);
+	after_wake(t, rc == 0 && ret == s ? __atomic_load_n(&s->seen, __ATOMIC_ACQUIRE) : 0);
 	tcheck(t, rc == 0 && ret == s, "pthread_join(sleep thread) returned its value",
 	       "rc %d (%s), value %p, expected %p", rc, strerror(rc), ret, (void *)s);
 	tcheck(t, __atomic_load_n(&s->done, __ATOMIC_ACQUIRE),
@@ -825,8 +720,7 @@ static void check_from_outside(int idx)
 
 	char comm[64] = "";
 	task_path(path, sizeof path, t->tid, "comm");
-	if (read_file(path, comm, sizeof comm) > 0)
-		comm[strcspn(comm, "\n")] = '\0';
+	read_line(path, comm, sizeof comm);
 	snprintf(what, sizeof what, "thread %s: name in /proc/self/task/TID/comm", t->name);
 	check(strcmp(comm, t->comm) == 0, what, "expected '%s', got '%s'", t->comm, comm);
 
@@ -862,8 +756,8 @@ static void check_task_list(const char *what, const pid_t *want, int nwant)
 		sleep_ns(10000000);
 	}
 	char a[256], b[256];
-	fmt_tids(a, sizeof a, sorted, nwant);
-	fmt_tids(b, sizeof b, got, n < 0 ? 0 : n > NTHREADS ? NTHREADS : n);
+	fmt_pids(a, sizeof a, sorted, nwant);
+	fmt_pids(b, sizeof b, got, n < 0 ? 0 : n > NTHREADS ? NTHREADS : n);
 	check(n == nwant && memcmp(got, sorted, sizeof(pid_t) * (size_t)nwant) == 0, what,
 	      "expected [%s], got %d entries [%s%s]", a, n, b, n > NTHREADS ? ",..." : "");
 }
@@ -894,31 +788,25 @@ int main(int argc, char **argv)
 		t->idx = i;
 		t->name = tname[i];
 		for (int k = 0; k < 3 && base[i][k]; k++)
-			t->blocked |= bit(base[i][k]);
+			t->blocked |= sig_bit(base[i][k]);
 		for (int k = 0; k < 2 && rt[i][k] >= 0; k++)
-			t->blocked |= bit(SIGRTMIN + rt[i][k]);
+			t->blocked |= sig_bit(SIGRTMIN + rt[i][k]);
 		if (i != T_MAIN)
-			t->blocked |= bit(SIGUSR2);
+			t->blocked |= sig_bit(SIGUSR2);
 		all_used |= t->blocked;
 	}
-	g_t[T_SLEEP].pending = bit(g_rt_private);
-	g_t[T_JOIN].pending = bit(SIGALRM);
+	g_t[T_SLEEP].pending = sig_bit(g_rt_private);
+	g_t[T_JOIN].pending = sig_bit(SIGALRM);
 	g_t[T_SLEEP].has_altstack = 1;
-	if (!(g_t[T_SLEEP].blocked & bit(g_rt_private)) || SIGRTMIN + 30 != SIGRTMAX)
+	if (!(g_t[T_SLEEP].blocked & sig_bit(g_rt_private)) || SIGRTMIN + 30 != SIGRTMAX)
 		die("signal layout");
 
 	/* Handlers: trigger, SIGURG (on the alternate stack), stray catchers. */
-	{
-		struct sigaction sa;
-		memset(&sa, 0, sizeof sa);
-		sa.sa_handler = h_trigger;
-		sigemptyset(&sa.sa_mask);
-		if (sigaction(SIGUSR2, &sa, NULL) != 0)
-			die("sigaction(SIGUSR2)");
-	}
+	if (set_handler(SIGUSR2, h_trigger) != 0)
+		die("sigaction(SIGUSR2)");
 	install(SIGURG, h_urg, SA_ONSTACK | SA_RESTART);
 	for (int sig = 1; sig <= NSIG_KERNEL; sig++)
-		if ((all_used & bit(sig)) && sig != SIGUSR2)
+		if ((all_used & sig_bit(sig)) && sig != SIGUSR2)
 			install(sig, h_stray, SA_RESTART);
 
 	/* Wait objects. */
@@ -997,8 +885,7 @@ int main(int argc, char **argv)
 	__asm__ volatile("" : "+r"(m1), "+r"(m2));
 
 	ready();
-	while (!g_triggered)
-		sleep_ns(20000000);
+	poll_trigger();
 	g_post_deadline = mono_ns() + POST_BUDGET_NS;
 
 	/* ---- the main thread itself ---- */
@@ -1100,8 +987,8 @@ int main(int argc, char **argv)
 	{
 		sigset_t pend;
 		sigpending(&pend);
-		check(set_bits(&pend) == 0, "nothing pending in the main thread or process-wide",
-		      "pending %#llx", (unsigned long long)set_bits(&pend));
+		check(sigset_bits(&pend) == 0, "nothing pending in the main thread or process-wide",
+		      "pending %#llx", (unsigned long long)sigset_bits(&pend));
 	}
 	finish();
 }

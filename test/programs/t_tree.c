@@ -78,31 +78,20 @@
  * harness spawns it detached, so R leads both); R, B, B2, C and the
  * zombies are checked to still be in them after the restore.
  */
-#include "common.h"
+#define MAX_RESULTS 64
+#define RESULT_NAME_LEN 64
+#define RESULT_DETAIL_LEN 128
+#include "coord.h"
 
 #include <dirent.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <linux/kcmp.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 
-#define NSIG_KERNEL 64
-#define MS 1000000ULL
-#define POLL_NS (20 * MS)            /* one nanosleep step while waiting */
-#define FUTEX_POLL_NS (40 * MS)      /* one FUTEX_WAIT timeout while waiting */
-#define GO_MAX_NS (600000 * MS)      /* wait for "go": counted in steps */
-#define SETUP_TIMEOUT_NS (10000 * MS)
-#define STATE_TIMEOUT_NS (2000 * MS) /* until a task shows state S */
 #define STEP_TIMEOUT_NS (4000 * MS)  /* one handshake after the trigger */
-#define DONE_TIMEOUT_NS (8000 * MS)  /* all reports, from the trigger */
 #define LEAVE_TIMEOUT_NS (15000 * MS)
 #define CHILD_REAP_TIMEOUT_NS (3000 * MS) /* A, B reaping their children */
 #define FINISH_TIMEOUT_NS (4500 * MS)     /* R waiting for that, longer */
-#define REAP_TIMEOUT_NS (3000 * MS)
 
 #define REGION_SIZE (1UL << 20)
 #define REGION_WORDS (REGION_SIZE / sizeof(uint64_t))
@@ -116,23 +105,11 @@
 #define Z1_CODE 42
 #define B1_CODE 17
 
-/* Exit codes of the children. */
-#define EXIT_OK 0
-#define EXIT_ORPHAN 3  /* R disappeared while we waited */
-#define EXIT_ABORT 4   /* R (or a sibling) gave up during setup */
-#define EXIT_SETUP 5   /* our own setup failed */
-#define EXIT_NOLEAVE 6 /* "leave" never came */
+#define EXIT_NOLEAVE 6 /* a child's exit code: "leave" never came */
 
 enum { T_R, T_A, T_A1, T_A2, T_A3, T_B, T_B2, T_C, NT };
 static const char *const tname[NT] = { "R", "A", "A1", "A2", "A3", "B", "B2", "C" };
 enum { Z1, Z2, NZ };
-
-#define MAX_RESULTS 64
-struct result {
-	int ok;
-	char name[64];
-	char detail[128];
-};
 
 struct task {
 	/* recorded by the task itself during setup */
@@ -146,19 +123,12 @@ struct task {
 	int finished; /* A, B, C: children reaped, results complete */
 	/* seen after the restore */
 	unsigned long coord_ino;
-	/* results, printed by R */
-	int nresults;
-	int overflow;
-	struct result results[MAX_RESULTS];
+	struct results res; /* printed by R */
 };
 
 struct shared {
-	uint32_t go;    /* futex word: set by R after the trigger */
+	struct coord c; /* go, abort, R's PID, setup error */
 	uint32_t leave; /* futex word: set by R when the reports are in */
-	uint32_t abort; /* setup failed: everybody leaves */
-	pid_t root;
-	int setup_err_set;
-	char setup_err[256];
 	struct task t[NT];
 	/* B1 (the group leader that exits) */
 	pid_t b1;
@@ -175,88 +145,17 @@ struct shared {
 	int a1_wrote, a_wrote;
 };
 
-#define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-
 static struct shared *sh;
 static size_t g_coord_size;
 static char g_path[PATH_MAX]; /* WORKDIR/shared.txt */
-static int g_is_root = 1;
-static const char *g_self = "R";
 static uint64_t *g_region; /* A's region, in A and A1 */
 
 /* ---- small helpers ---- */
 
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec req = { (time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL) }, rem;
-	while (nanosleep(&req, &rem) != 0 && errno == EINTR)
-		req = rem;
-}
-
-static long futex_wait(uint32_t *w, uint32_t val, uint64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / 1000000000ULL), (long)(ns % 1000000000ULL) };
-	return syscall(SYS_futex, w, FUTEX_WAIT, val, &ts, NULL, 0);
-}
-
-static void futex_wake_all(uint32_t *w)
-{
-	syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
-static uint64_t bit(int sig)
-{
-	return 1ULL << (sig - 1);
-}
-
-static uint64_t set_bits(const sigset_t *s)
-{
-	uint64_t bits = 0;
-	for (int sig = 1; sig <= NSIG_KERNEL; sig++)
-		if (sigismember(s, sig) == 1)
-			bits |= bit(sig);
-	return bits;
-}
-
-struct pstat {
-	char state;
-	pid_t ppid, pgrp, sid;
-	char comm[32];
-};
-
-/* Fields of /proc/PID/stat (pid 0: self); -1 if the process is gone. */
-static int read_stat(pid_t pid, struct pstat *ps)
-{
-	char path[64], buf[1024];
-	if (pid)
-		snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	else
-		snprintf(path, sizeof path, "/proc/self/stat");
-	if (read_file(path, buf, sizeof buf) <= 0)
-		return -1;
-	char *l = strchr(buf, '('), *r = strrchr(buf, ')');
-	if (!l || !r || r < l)
-		return -1;
-	size_t n = (size_t)(r - l - 1);
-	if (n >= sizeof ps->comm)
-		n = sizeof ps->comm - 1;
-	memcpy(ps->comm, l + 1, n);
-	ps->comm[n] = '\0';
-	int ppid, pgrp, sid;
-	if (sscanf(r + 1, " %c %d %d %d", &ps->state, &ppid, &pgrp, &sid) != 4)
-		return -1;
-	ps->ppid = ppid;
-	ps->pgrp = pgrp;
-	ps->sid = sid;
-	return 0;
-}
-
 /* R is gone (or a zombie): a waiting child must not wait forever. */
-static int root_alive(void)
+static int root_gone(void)
 {
-	struct pstat ps;
-	return read_stat(sh->root, &ps) == 0 && ps.state != 'Z' && ps.state != 'X';
+	return !running_as(sh->c.root, NULL);
 }
 
 struct mapinfo {
@@ -287,150 +186,7 @@ static int find_map(unsigned long addr, struct mapinfo *mi)
 	return 0;
 }
 
-/* Polls an int flag every ms until non-zero (1) or the deadline (0).
- * On abort, children _exit and R gets -1. */
-static int wait_flag(int *f, uint64_t deadline)
-{
-	for (;;) {
-		if (LOAD(f))
-			return 1;
-		if (LOAD(&sh->abort)) {
-			if (!g_is_root)
-				_exit(EXIT_ABORT);
-			return -1;
-		}
-		if (mono_ns() >= deadline)
-			return 0;
-		sleep_ns(MS);
-	}
-}
-
-/*
- * A child's wait for a futex word (go, leave) to become non-zero, in steps
- * of FUTEX_WAIT with a timeout or of nanosleep. max_ns bounds the time by
- * counting steps, not by reading a clock (it may jump across a migration).
- * Returns 1 when set, 0 after max_ns; _exits on abort or when R is gone.
- */
-static int wait_word(uint32_t *w, int use_futex, uint64_t max_ns)
-{
-	uint64_t step = use_futex ? FUTEX_POLL_NS : POLL_NS;
-	uint64_t steps = max_ns / step;
-	for (uint64_t n = 0;; n++) {
-		if (LOAD(w))
-			return 1;
-		if (LOAD(&sh->abort))
-			_exit(EXIT_ABORT);
-		if (n % 25 == 24 && !root_alive())
-			_exit(EXIT_ORPHAN);
-		if (n >= steps)
-			return 0;
-		if (use_futex) {
-			long rc = futex_wait(w, 0, step);
-			if (rc != 0 && errno != ETIMEDOUT && errno != EAGAIN && errno != EINTR)
-				sleep_ns(step);
-		} else {
-			sleep_ns(step);
-		}
-	}
-}
-
-/* A child enters its wait for "go" (R prints READY once all are in it). */
-static int wait_go(int idx, int use_futex)
-{
-	STORE(&sh->t[idx].waiting, 1);
-	return wait_word(&sh->go, use_futex, GO_MAX_NS);
-}
-
-/* waitpid(pid) until the deadline: 1 reaped, 0 timeout, -1 error. */
-static int reap_until(pid_t pid, int *status, uint64_t deadline)
-{
-	for (;;) {
-		pid_t r = waitpid(pid, status, WNOHANG);
-		if (r == pid)
-			return 1;
-		if (r < 0 && errno != EINTR)
-			return -1;
-		if (mono_ns() >= deadline)
-			return 0;
-		sleep_ns(MS);
-	}
-}
-
-static void fmt_status(char *buf, size_t size, int rc, int st)
-{
-	if (rc == 1 && WIFEXITED(st))
-		snprintf(buf, size, "exited %d", WEXITSTATUS(st));
-	else if (rc == 1 && WIFSIGNALED(st))
-		snprintf(buf, size, "killed by signal %d%s", WTERMSIG(st),
-			 WCOREDUMP(st) ? " (core)" : "");
-	else if (rc == 1)
-		snprintf(buf, size, "status %#x", st);
-	else if (rc == 0)
-		snprintf(buf, size, "not reaped before the timeout");
-	else
-		snprintf(buf, size, "waitpid failed: %s", strerror(errno));
-}
-
-/* ---- results ---- */
-
-/* Store one result of task t; R prints them. Details only when failed. */
-__attribute__((format(printf, 4, 5)))
-static int tcheck(struct task *t, int ok, const char *name, const char *fmt, ...)
-{
-	int n = t->nresults;
-	if (n >= MAX_RESULTS) {
-		t->overflow = 1;
-		return ok;
-	}
-	struct result *r = &t->results[n];
-	r->ok = ok;
-	snprintf(r->name, sizeof r->name, "%s", name);
-	r->detail[0] = '\0';
-	if (!ok) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(r->detail, sizeof r->detail, fmt, ap);
-		va_end(ap);
-	}
-	STORE(&t->nresults, n + 1);
-	return ok;
-}
-
-static void print_results(int idx)
-{
-	struct task *t = &sh->t[idx];
-	int n = LOAD(&t->nresults);
-	for (int i = 0; i < n && i < MAX_RESULTS; i++) {
-		char what[96];
-		snprintf(what, sizeof what, "%s: %s", tname[idx], t->results[i].name);
-		check(t->results[i].ok, what, "%s", t->results[i].detail);
-	}
-	if (LOAD(&t->overflow)) {
-		char what[96];
-		snprintf(what, sizeof what, "%s: result buffer large enough", tname[idx]);
-		check(0, what, "results dropped");
-	}
-}
-
 /* ---- setup of the children ---- */
-
-/* A child's setup failed: tell R (it prints the message) and leave. */
-__attribute__((format(printf, 1, 2), noreturn))
-static void cfail(const char *fmt, ...)
-{
-	int e = errno;
-	if (__atomic_exchange_n(&sh->setup_err_set, 1, __ATOMIC_ACQ_REL) == 0) {
-		char msg[160];
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(msg, sizeof msg, fmt, ap);
-		va_end(ap);
-		snprintf(sh->setup_err, sizeof sh->setup_err, "%s: %s (errno %d %s)", g_self, msg, e,
-			 strerror(e));
-	}
-	STORE(&sh->abort, 1);
-	_exit(EXIT_SETUP);
-}
 
 /* First thing in every child: name and signal mask. */
 static void child_enter(const char *name, int idx)
@@ -449,6 +205,17 @@ static void child_enter(const char *name, int idx)
 	}
 }
 
+/* A child forks one of its own, which runs run() (it does not return). */
+static pid_t fork_child(void (*run)(void), const char *name)
+{
+	pid_t p = fork();
+	if (p < 0)
+		cfail("fork %s", name);
+	if (p == 0)
+		run();
+	return p;
+}
+
 /* Record the task's own IDs, mask and name (after any setsid/setpgid). */
 static void record_self(int idx)
 {
@@ -459,10 +226,9 @@ static void record_self(int idx)
 	t->sid = getsid(0);
 	sigset_t cur;
 	sigprocmask(SIG_BLOCK, NULL, &cur);
-	t->sigmask = set_bits(&cur);
+	t->sigmask = sigset_bits(&cur);
 	char comm[32] = "";
-	if (read_file("/proc/self/comm", comm, sizeof comm) > 0)
-		comm[strcspn(comm, "\n")] = '\0';
+	read_line("/proc/self/comm", comm, sizeof comm);
 	snprintf(t->comm, sizeof t->comm, "%s", comm);
 	STORE(&t->recorded, 1);
 }
@@ -490,7 +256,7 @@ static void check_identity(int idx)
 	tcheck(t, v == t->sid, "getsid(0) unchanged", "recorded %d, got %d", t->sid, v);
 
 	struct pstat ps;
-	int rc = read_stat(0, &ps);
+	int rc = read_stat(0, 0, &ps);
 	tcheck(t, rc == 0 && ps.pgrp == t->pgid && ps.sid == t->sid,
 	       "/proc/self/stat pgrp and session agree",
 	       "read rc %d, pgrp %d session %d, recorded %d %d", rc, rc ? 0 : ps.pgrp,
@@ -500,18 +266,17 @@ static void check_identity(int idx)
 		       "read rc %d, ppid %d, recorded %d", rc, rc ? 0 : ps.ppid, t->ppid);
 
 	char comm[32] = "";
-	if (read_file("/proc/self/comm", comm, sizeof comm) > 0)
-		comm[strcspn(comm, "\n")] = '\0';
+	read_line("/proc/self/comm", comm, sizeof comm);
 	tcheck(t, strcmp(comm, t->comm) == 0, "name (/proc/self/comm) unchanged",
 	       "recorded '%s', got '%s'", t->comm, comm);
 
 	sigset_t cur;
 	sigprocmask(SIG_BLOCK, NULL, &cur);
-	uint64_t m = set_bits(&cur);
+	uint64_t m = sigset_bits(&cur);
 	tcheck(t, m == t->sigmask, "blocked signal mask unchanged", "recorded %#llx, got %#llx",
 	       (unsigned long long)t->sigmask, (unsigned long long)m);
 	sigpending(&cur);
-	m = set_bits(&cur);
+	m = sigset_bits(&cur);
 	tcheck(t, m == 0, "no signal pending", "pending %#llx", (unsigned long long)m);
 
 	struct mapinfo mi;
@@ -567,10 +332,22 @@ static uint64_t fresh_token(void)
 	return pattern64(TOKEN_SEED ^ mono_ns(), (uint64_t)getpid()) | 1;
 }
 
-/* Leaves of the tree: wait for "leave", exit. */
-__attribute__((noreturn))
-static void leaf_leave(int use_futex)
+/* A child, set up and recorded: waits for "go" (leaves if it does not
+ * come), then checks itself; the rest is up to the caller. */
+static struct task *await_go(int idx, int use_futex)
 {
+	struct task *t = &sh->t[idx];
+	if (!wait_go(&t->waiting, use_futex))
+		_exit(EXIT_ORPHAN);
+	check_identity(idx);
+	return t;
+}
+
+/* Leaves of the tree, their checks done: wait for "leave", exit. */
+__attribute__((noreturn))
+static void leaf_leave(struct task *t, int use_futex)
+{
+	STORE(&t->done, 1);
 	_exit(wait_word(&sh->leave, use_futex, LEAVE_TIMEOUT_NS) ? EXIT_OK : EXIT_NOLEAVE);
 }
 
@@ -586,10 +363,8 @@ static void reap_children(struct task *t, const int *idx, int n)
 		fmt_status(how, sizeof how, rc, st);
 		tcheck(t, rc == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, what, "%s", how);
 	}
-	errno = 0;
-	pid_t r = waitpid(-1, NULL, WNOHANG);
-	tcheck(t, r < 0 && errno == ECHILD, "no other child left", "waitpid(-1) returned %d (%s)",
-	       (int)r, strerror(errno));
+	char how[64];
+	tcheck(t, no_child_left(how, sizeof how), "no other child left", "%s", how);
 }
 
 /* ---- A's session ---- */
@@ -599,11 +374,7 @@ static void run_a1(void)
 {
 	child_enter("A1", T_A1);
 	record_self(T_A1);
-	struct task *t = &sh->t[T_A1];
-	if (!wait_go(T_A1, 1))
-		_exit(EXIT_ORPHAN);
-
-	check_identity(T_A1);
+	struct task *t = await_go(T_A1, 1);
 	unsigned long ino = 0;
 	if (check_region(t, &ino)) {
 		tcheck(t, g_region[0] == 0 && g_region[1] == 0,
@@ -624,18 +395,21 @@ static void run_a1(void)
 			       "A did not write it before the timeout");
 		}
 	}
-	STORE(&t->done, 1);
-	leaf_leave(1);
+	leaf_leave(t, 1);
 }
 
-/* A2 and A3: A's region must not be mapped here. */
-static void check_no_region(struct task *t)
+/* A2 and A3, once in their group: A's region must not be mapped here. */
+__attribute__((noreturn))
+static void run_a2_a3(int idx)
 {
+	record_self(idx);
+	struct task *t = await_go(idx, 1);
 	struct mapinfo mi;
 	int rc = find_map((unsigned long)sh->region_addr, &mi);
 	tcheck(t, rc == 0, "A's 1 MiB region not mapped here (forked before it)",
 	       "rc %d, %#lx-%#lx %s %s", rc, rc == 1 ? mi.start : 0, rc == 1 ? mi.end : 0,
 	       rc == 1 ? mi.perms : "", rc == 1 ? mi.path : "");
+	leaf_leave(t, 1);
 }
 
 __attribute__((noreturn))
@@ -644,13 +418,7 @@ static void run_a2(void)
 	child_enter("A2", T_A2);
 	if (setpgid(0, 0) != 0)
 		cfail("setpgid(0, 0)");
-	record_self(T_A2);
-	if (!wait_go(T_A2, 1))
-		_exit(EXIT_ORPHAN);
-	check_identity(T_A2);
-	check_no_region(&sh->t[T_A2]);
-	STORE(&sh->t[T_A2].done, 1);
-	leaf_leave(1);
+	run_a2_a3(T_A2);
 }
 
 __attribute__((noreturn))
@@ -659,13 +427,7 @@ static void run_a3(void)
 	child_enter("A3", T_A3);
 	if (setpgid(0, sh->t[T_A2].pid) != 0)
 		cfail("setpgid(0, A2=%d)", sh->t[T_A2].pid);
-	record_self(T_A3);
-	if (!wait_go(T_A3, 1))
-		_exit(EXIT_ORPHAN);
-	check_identity(T_A3);
-	check_no_region(&sh->t[T_A3]);
-	STORE(&sh->t[T_A3].done, 1);
-	leaf_leave(1);
+	run_a2_a3(T_A3);
 }
 
 __attribute__((noreturn))
@@ -677,40 +439,22 @@ static void run_a(void)
 		cfail("setsid");
 	record_self(T_A);
 
-	pid_t p = fork();
-	if (p < 0)
-		cfail("fork A2");
-	if (p == 0)
-		run_a2();
+	fork_child(run_a2, "A2");
 	wait_recorded(T_A2);
-	p = fork();
-	if (p < 0)
-		cfail("fork A3");
-	if (p == 0)
-		run_a3();
+	fork_child(run_a3, "A3");
 	wait_recorded(T_A3);
 
-	void *reg = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-			 0);
-	if (reg == MAP_FAILED)
+	g_region = map_anon(REGION_SIZE, MAP_SHARED);
+	if (!g_region)
 		cfail("mmap 1 MiB shared");
-	g_region = reg;
 	g_region[0] = g_region[1] = 0; /* token words */
 	for (size_t i = 2; i < REGION_WORDS; i++)
 		g_region[i] = pattern64(REGION_SEED, i);
-	sh->region_addr = (uint64_t)(uintptr_t)reg;
-	p = fork();
-	if (p < 0)
-		cfail("fork A1");
-	if (p == 0)
-		run_a1();
+	sh->region_addr = (uint64_t)(uintptr_t)g_region;
+	fork_child(run_a1, "A1");
 	wait_recorded(T_A1);
 
-	struct task *t = &sh->t[T_A];
-	if (!wait_go(T_A, 1))
-		_exit(EXIT_ORPHAN);
-
-	check_identity(T_A);
+	struct task *t = await_go(T_A, 1);
 	unsigned long ino = 0;
 	if (check_region(t, &ino)) {
 		if (wait_flag(&sh->a1_wrote, mono_ns() + STEP_TIMEOUT_NS) == 1) {
@@ -778,15 +522,11 @@ static void run_b2(void)
 	if (setpgid(0, sh->b1) != 0)
 		cfail("setpgid(0, B1=%d)", sh->b1);
 	record_self(T_B2);
-	struct task *t = &sh->t[T_B2];
-	if (!wait_go(T_B2, 0))
-		_exit(EXIT_ORPHAN);
-	check_identity(T_B2);
+	struct task *t = await_go(T_B2, 0);
 	tcheck(t, getpgrp() == sh->b1 && getpgrp() != getpid(), "still in B1's group",
 	       "pgrp %d, B1 was %d", (int)getpgrp(), (int)sh->b1);
 	check_b1_group(t);
-	STORE(&t->done, 1);
-	leaf_leave(0);
+	leaf_leave(t, 0);
 }
 
 __attribute__((noreturn))
@@ -797,18 +537,10 @@ static void run_b(void)
 		cfail("setpgid(0, 0)");
 	record_self(T_B);
 
-	pid_t b1 = fork();
-	if (b1 < 0)
-		cfail("fork B1");
-	if (b1 == 0)
-		run_b1();
+	pid_t b1 = fork_child(run_b1, "B1");
 	if (wait_flag(&sh->b1_grouped, mono_ns() + SETUP_TIMEOUT_NS) != 1)
 		cfail("B1 did not make its own group");
-	pid_t b2 = fork();
-	if (b2 < 0)
-		cfail("fork B2");
-	if (b2 == 0)
-		run_b2();
+	pid_t b2 = fork_child(run_b2, "B2");
 	/* Both the parent and the child set the group (the shell idiom). */
 	if (setpgid(b2, b1) != 0)
 		cfail("setpgid(B2=%d, B1=%d)", b2, b1);
@@ -825,11 +557,7 @@ static void run_b(void)
 	if (getpgid(b2) != b1)
 		cfail("B2 in group %d, expected B1's %d", getpgid(b2), b1);
 
-	struct task *t = &sh->t[T_B];
-	if (!wait_go(T_B, 0))
-		_exit(EXIT_ORPHAN);
-
-	check_identity(T_B);
+	struct task *t = await_go(T_B, 0);
 	check_b1_group(t);
 	int fd = sh->r_fd;
 	int fl = fcntl(fd, F_GETFL);
@@ -907,7 +635,7 @@ static void check_zombies(struct task *t)
 		pid_t z = sh->z[zi];
 		char what[64];
 		struct pstat ps;
-		int rc = read_stat(z, &ps);
+		int rc = read_stat(z, 0, &ps);
 		snprintf(what, sizeof what, "%s is a zombie child with its pgrp/session", zn);
 		tcheck(t, rc == 0 && ps.state == 'Z' && ps.ppid == t->pid && ps.pgrp == sh->zpgid[zi] &&
 			  ps.sid == sh->zsid[zi],
@@ -934,15 +662,13 @@ static void check_zombies(struct task *t)
 		tcheck(t, r == z && zombie_status_ok(zi, st), what, "waitpid returned %d: %s", (int)r,
 		       how);
 		if (r == z) {
-			rc = read_stat(z, &ps);
+			rc = read_stat(z, 0, &ps);
 			snprintf(what, sizeof what, "%s gone from /proc once reaped", zn);
 			tcheck(t, rc < 0, what, "state %c", rc ? '?' : ps.state);
 		}
 	}
-	errno = 0;
-	pid_t r = waitpid(-1, NULL, WNOHANG);
-	tcheck(t, r < 0 && errno == ECHILD, "no other child", "waitpid(-1) returned %d (%s)", (int)r,
-	       strerror(errno));
+	char how[64];
+	tcheck(t, no_child_left(how, sizeof how), "no other child", "%s", how);
 	sigpending(&cur);
 	tcheck(t, !sigismember(&cur, SIGCHLD), "SIGCHLD still not pending after the reaping",
 	       "it is");
@@ -953,11 +679,7 @@ static void run_c(void)
 {
 	child_enter("C", T_C);
 	close(sh->r_fd); /* R's description is shared with B only */
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGCHLD, &sa, NULL) != 0)
+	if (set_handler(SIGCHLD, SIG_DFL) != 0)
 		cfail("sigaction(SIGCHLD, SIG_DFL)");
 
 	int fd = open(g_path, O_RDONLY);
@@ -990,7 +712,7 @@ static void run_c(void)
 			cfail("zombie %d: rc %d, si_code %d si_status %d", z, rc, si.si_code,
 			      si.si_status);
 		struct pstat ps;
-		if (read_stat(z, &ps) != 0 || ps.state != 'Z' || ps.ppid != getpid())
+		if (read_stat(z, 0, &ps) != 0 || ps.state != 'Z' || ps.ppid != getpid())
 			cfail("zombie %d not in state Z under C", z);
 		sh->zpgid[zi] = ps.pgrp;
 		sh->zsid[zi] = ps.sid;
@@ -1001,11 +723,7 @@ static void run_c(void)
 		cfail("SIGCHLD pending although SIG_DFL");
 	record_self(T_C);
 
-	struct task *t = &sh->t[T_C];
-	if (!wait_go(T_C, 0))
-		_exit(EXIT_ORPHAN);
-
-	check_identity(T_C);
+	struct task *t = await_go(T_C, 0);
 	int fl = fcntl(fd, F_GETFL);
 	tcheck(t, fl >= 0 && (fl & O_ACCMODE) == O_RDONLY, "own shared.txt fd open O_RDONLY",
 	       "F_GETFL %#x", fl);
@@ -1074,22 +792,23 @@ static int tree_pids(pid_t *pids, const char **names)
 	return n;
 }
 
+static char g_killed[256]; /* what kill_leftovers() killed: "A(123) B2(125)" */
+
 /* SIGKILL (by PID) every process of the tree still running, reap R's own
  * children. Returns how many were still running. */
-static int kill_leftovers(char *list, size_t size)
+static int kill_leftovers(void)
 {
 	pid_t pids[NT + NZ + 1];
 	const char *names[NT + NZ + 1];
 	int n = tree_pids(pids, names), left = 0;
-	size_t len = 0;
-	list[0] = '\0';
+	size_t len = 0, size = sizeof g_killed;
+	g_killed[0] = '\0';
 	for (int i = 0; i < n; i++) {
-		struct pstat ps;
-		if (read_stat(pids[i], &ps) != 0 || strcmp(ps.comm, names[i]) != 0 || ps.state == 'Z')
+		if (!running_as(pids[i], names[i]))
 			continue;
 		left++;
 		if (len < size)
-			len += (size_t)snprintf(list + len, size - len, "%s%s(%d)", len ? " " : "",
+			len += (size_t)snprintf(g_killed + len, size - len, "%s%s(%d)", len ? " " : "",
 						names[i] + 7, pids[i]);
 		kill(pids[i], SIGKILL);
 	}
@@ -1098,26 +817,6 @@ static int kill_leftovers(char *list, size_t size)
 		if (g_kids[i] > 0 && waitpid(g_kids[i], NULL, WNOHANG) == 0)
 			reap_until(g_kids[i], &(int){ 0 }, deadline);
 	return left;
-}
-
-__attribute__((format(printf, 1, 2), noreturn))
-static void setup_fail(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	STORE(&sh->abort, 1);
-	futex_wake_all(&sh->go);
-	char list[256];
-	kill_leftovers(list, sizeof list);
-	if (LOAD(&sh->setup_err_set))
-		say("not ok - setup: %s", sh->setup_err);
-	else
-		say("not ok - setup: %s", msg);
-	say("FAIL");
-	exit(1);
 }
 
 /* The expected shape, checked once at setup (later only equality). */
@@ -1146,28 +845,10 @@ static void validate_tree(void)
 		setup_fail("B1 (%d) still exists", sh->b1);
 	for (int zi = 0; zi < NZ; zi++) {
 		struct pstat ps;
-		if (read_stat(sh->z[zi], &ps) != 0 || ps.state != 'Z' || ps.ppid != t[T_C].pid ||
+		if (read_stat(sh->z[zi], 0, &ps) != 0 || ps.state != 'Z' || ps.ppid != t[T_C].pid ||
 		    ps.pgrp != t[T_R].pgid || ps.sid != t[T_R].sid)
 			setup_fail("zombie %d not a zombie child of C in R's group", sh->z[zi]);
 	}
-}
-
-/* /proc/PID/stat of task idx once it sleeps (or the last one seen). */
-static int stat_sleeping(pid_t pid, struct pstat *ps, uint64_t deadline)
-{
-	int rc;
-	for (;;) {
-		rc = read_stat(pid, ps);
-		if ((rc == 0 && ps->state == 'S') || mono_ns() >= deadline)
-			return rc;
-		sleep_ns(MS);
-	}
-}
-
-static int cmp_pid(const void *x, const void *y)
-{
-	pid_t a = *(const pid_t *)x, b = *(const pid_t *)y;
-	return (a > b) - (a < b);
 }
 
 struct member_set {
@@ -1179,14 +860,6 @@ struct member_set {
 	pid_t got[8];
 	int ngot;
 };
-
-static void fmt_pids(char *buf, size_t size, const pid_t *p, int n)
-{
-	size_t len = 0;
-	buf[0] = '\0';
-	for (int i = 0; i < n && len < size; i++)
-		len += (size_t)snprintf(buf + len, size - len, "%s%d", i ? "," : "", (int)p[i]);
-}
 
 /* The exact members of the groups and sessions created inside the tree. */
 static void check_members(struct task *r)
@@ -1214,7 +887,7 @@ static void check_members(struct task *r)
 		if (*end || pid <= 0)
 			continue;
 		struct pstat ps;
-		if (read_stat((pid_t)pid, &ps) != 0)
+		if (read_stat((pid_t)pid, 0, &ps) != 0)
 			continue;
 		for (int i = 0; i < nsets; i++) {
 			struct member_set *s = &sets[i];
@@ -1240,20 +913,6 @@ static void check_members(struct task *r)
 	}
 }
 
-/* R waits for a flag of task idx; gives up early once the task is dead. */
-static void wait_task(int idx, int *flag, uint64_t deadline)
-{
-	for (int n = 0;; n++) {
-		if (LOAD(flag) || mono_ns() >= deadline)
-			return;
-		struct pstat ps;
-		if (n % 20 == 19 && (read_stat(sh->t[idx].pid, &ps) != 0 || ps.state == 'Z' ||
-				     ps.state == 'X'))
-			return;
-		sleep_ns(MS);
-	}
-}
-
 /* R, after the trigger and before "go": the tree seen from outside. */
 static void outside_view(void)
 {
@@ -1263,7 +922,7 @@ static void outside_view(void)
 		struct task *t = &sh->t[i];
 		char what[64];
 		struct pstat ps;
-		int rc = stat_sleeping(t->pid, &ps, deadline);
+		int rc = stat_sleeping(t->pid, 0, &ps, deadline);
 		snprintf(what, sizeof what, "%s waiting: /proc/PID/stat S, ppid/pgrp/session", tname[i]);
 		tcheck(r, rc == 0 && ps.state == 'S' && ps.ppid == t->ppid && ps.pgrp == t->pgid &&
 			  ps.sid == t->sid,
@@ -1278,7 +937,7 @@ static void outside_view(void)
 	for (int zi = 0; zi < NZ; zi++) {
 		struct pstat ps;
 		pid_t z = sh->z[zi];
-		int rc = read_stat(z, &ps);
+		int rc = read_stat(z, 0, &ps);
 		tcheck(r, rc == 0 && ps.state == 'Z' && ps.ppid == sh->t[T_C].pid && ps.pgrp == sh->zpgid[zi] &&
 			  ps.sid == sh->zsid[zi],
 		       zi == Z1 ? "Z1 still a zombie child of C (/proc/PID/stat)"
@@ -1328,20 +987,12 @@ int main(int argc, char **argv)
 	if ((size_t)snprintf(g_path, sizeof g_path, "%s/shared.txt", workdir) >= sizeof g_path)
 		die("path too long");
 
-	long page = sysconf(_SC_PAGESIZE);
-	g_coord_size = (sizeof(struct shared) + (size_t)page - 1) & ~((size_t)page - 1);
-	sh = mmap(NULL, g_coord_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (sh == MAP_FAILED)
-		die("mmap coordination region");
-	sh->root = getpid();
+	g_coord_size = sizeof *sh;
+	sh = coord_map(&g_coord_size);
 
 	/* Known signal state: SIGCHLD default (children must become zombies),
 	 * only SIGRTMIN+0 blocked, SIGUSR2 caught (children inherit it). */
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGCHLD, &sa, NULL) != 0)
+	if (set_handler(SIGCHLD, SIG_DFL) != 0)
 		die("sigaction(SIGCHLD)");
 	{
 		sigset_t m;
@@ -1384,23 +1035,21 @@ int main(int argc, char **argv)
 	deadline = mono_ns() + STATE_TIMEOUT_NS;
 	for (int i = 1; i < NT; i++) {
 		struct pstat ps;
-		if (stat_sleeping(sh->t[i].pid, &ps, deadline) != 0 || ps.state != 'S')
+		if (stat_sleeping(sh->t[i].pid, 0, &ps, deadline) != 0 || ps.state != 'S')
 			setup_fail("%s (%d) not sleeping in its wait", tname[i], sh->t[i].pid);
 	}
-	if (LOAD(&sh->abort))
+	if (LOAD(&sh->c.abort))
 		setup_fail("a child gave up");
 
 	ready();
-	while (!g_triggered)
-		sleep_ns(POLL_NS);
+	poll_trigger();
 	uint64_t t0 = mono_ns();
 
 	struct task *r = &sh->t[T_R];
 	check_identity(T_R);
 	outside_view();
 
-	STORE(&sh->go, 1);
-	futex_wake_all(&sh->go);
+	futex_set(&sh->c.go, 1);
 
 	if (wait_flag(&sh->b_wrote, mono_ns() + STEP_TIMEOUT_NS) == 1) {
 		off_t off = lseek(fd, 0, SEEK_CUR);
@@ -1418,7 +1067,7 @@ int main(int argc, char **argv)
 	}
 
 	for (int i = 1; i < NT; i++)
-		wait_task(i, &sh->t[i].done, t0 + DONE_TIMEOUT_NS);
+		wait_task(&sh->t[i].done, t0 + DONE_TIMEOUT_NS, sh->t[i].pid, NULL);
 	{
 		char bad[256] = "";
 		size_t len = 0;
@@ -1431,13 +1080,12 @@ int main(int argc, char **argv)
 		       r->coord_ino, bad);
 	}
 
-	STORE(&sh->leave, 1);
-	futex_wake_all(&sh->leave);
+	futex_set(&sh->leave, 1);
 	deadline = mono_ns() + FINISH_TIMEOUT_NS;
 	static const int parents[] = { T_A, T_B, T_C };
 	for (int i = 0; i < 3; i++)
 		if (LOAD(&sh->t[parents[i]].done))
-			wait_task(parents[i], &sh->t[parents[i]].finished, deadline);
+			wait_task(&sh->t[parents[i]].finished, deadline, sh->t[parents[i]].pid, NULL);
 
 	/* Report in a fixed order. */
 	for (int i = 0; i < NT; i++) {
@@ -1449,7 +1097,7 @@ int main(int argc, char **argv)
 			      (unsigned long long)(DONE_TIMEOUT_NS / 1000000000ULL));
 			continue;
 		}
-		print_results(i);
+		results_report(&t->res, tname[i]);
 		if ((i == T_A || i == T_B || i == T_C) && !LOAD(&t->finished)) {
 			snprintf(what, sizeof what, "%s: did not finish (reaping its children)", tname[i]);
 			check(0, what, "no final report");
@@ -1470,13 +1118,10 @@ int main(int argc, char **argv)
 			g_kids[i] = 0;
 	}
 	{
-		char list[256];
-		int left = kill_leftovers(list, sizeof list);
-		check(left == 0, "R: no process of the tree left running", "killed %d: %s", left, list);
-		errno = 0;
-		pid_t p = waitpid(-1, NULL, WNOHANG);
-		check(p < 0 && errno == ECHILD, "R: no child left", "waitpid(-1) returned %d (%s)",
-		      (int)p, strerror(errno));
+		int left = kill_leftovers();
+		check(left == 0, "R: no process of the tree left running", "killed %d: %s", left, g_killed);
+		char how[64];
+		check(no_child_left(how, sizeof how), "R: no child left", "%s", how);
 	}
 	close(fd);
 	finish();
