@@ -44,6 +44,7 @@ async function rawSshMBps(mib: number): Promise<number> {
   const conn = await SshConnection.connect(parseTarget(DEST, { configFile: CONFIG }));
   try {
     const ch = await conn.exec('cat >/dev/null');
+    ch.resume(); // the channel closes only once its (empty) output is read
     const chunk = randomFillSync(Buffer.alloc(MiB));
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < mib; i++) await writeAll(ch, chunk);
@@ -65,7 +66,7 @@ function destPidOf(nspid: number): boolean {
   }
 }
 
-async function runSize(sizeMiB: number, maxrss: string, rawMBps: number, ctx: BenchContext): Promise<MigrateRow> {
+async function runSize(sizeMiB: number, maxrss: string, rawMBps: number, ctx: BenchContext, compress: string[] = []): Promise<MigrateRow> {
   const dir = mkdtempSync(join(ctx.workDir, `mig-${sizeMiB}-`));
   const logPath = join(dir, 'log');
   const readLog = (): string => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : '');
@@ -80,7 +81,7 @@ async function runSize(sizeMiB: number, maxrss: string, rawMBps: number, ctx: Be
   const agentRss = join(dir, 'agent-rss');
   const remote = `sh -c 'exec 3>${agentRss}; exec ${maxrss} ${process.execPath} ${CLI} "$@"' sh`;
   ctx.log(`[${sizeMiB} MiB] migrate PID ${pid} to ${DEST}`);
-  const m = await runMeasured(maxrss, process.execPath, [CLI, String(pid), DEST, '-F', CONFIG, '--remote-crmigrate', remote, '--json'], ctx.cleanup, 120000 + sizeMiB * 200);
+  const m = await runMeasured(maxrss, process.execPath, [CLI, String(pid), DEST, '-F', CONFIG, '--remote-crmigrate', remote, '--json', ...compress], ctx.cleanup, 120000 + sizeMiB * 200);
   if (m.code !== 0) throw new BenchError(`migration of ${sizeMiB} MiB failed (exit ${m.code}): ${m.stderr.trim().split('\n').pop()}`);
   const events = m.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const at = (phase: string): number => Number(events.find((e) => e.event === 'phase' && e.phase === phase)?.t ?? NaN);
@@ -133,8 +134,8 @@ function targets(rows: MigrateRow[]): TargetResult[] {
 export const migrateSuite: Suite = {
   name: 'migrate',
   description: 'migrate bench_mem to the local test host crm-b over SSH, verify every byte there',
-  options: { sizes: { type: 'string' } },
-  usage: [`--sizes A,B,...   memory sizes in MiB (default ${DEFAULT_SIZES.join(',')})`],
+  options: { sizes: { type: 'string' }, compress: { type: 'string' } },
+  usage: [`--sizes A,B,...   memory sizes in MiB (default ${DEFAULT_SIZES.join(',')})`, '--compress L|none  zstd level for the migration (default: crmigrate\'s)'],
   async run(opts: OptionValues, ctx: BenchContext): Promise<SuiteReport> {
     const sizes = typeof opts.sizes === 'string' ? opts.sizes.split(',').map(Number) : DEFAULT_SIZES;
     if (sizes.some((s) => !Number.isInteger(s) || s < 1)) throw new BenchError('--sizes wants MiB values separated by commas');
@@ -148,7 +149,8 @@ export const migrateSuite: Suite = {
       ctx.log('measuring the raw ssh2 channel rate (256 MiB into cat >/dev/null)');
       rawMBps = await rawSshMBps(256);
       for (const s of sizes) {
-        rows.push(await runSize(s, maxrss, rawMBps, ctx));
+        const compress = typeof opts.compress !== 'string' ? [] : opts.compress === 'none' ? ['--no-compress'] : ['--compress', opts.compress];
+        rows.push(await runSize(s, maxrss, rawMBps, ctx, compress));
         const r = rows[rows.length - 1]!;
         ctx.log(`[${s} MiB] done: ${r.totalS.toFixed(2)} s, downtime ${r.downtimeS.toFixed(2)} s, ${(r.ofCeiling * 100).toFixed(0)}% of ceiling, PASS`);
       }

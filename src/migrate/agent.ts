@@ -32,10 +32,15 @@ export async function runAgent(input: Readable, output: Writable): Promise<numbe
     if (problems.length) return 0;
     writeJournal('agent', migrationId, { state: 'receiving', pids: pre.pids });
 
-    // compressed image -> decompressor -> restore
-    const decompressed = new DecompressStream();
-    const feeding = pipeline(Readable.from(inbox.dataStream()), decompressed).catch((err: Error) => decompressed.destroy(err));
-    const result = await restoreFromStream(decompressed as AsyncIterable<Buffer>, {
+    // image (zstd-compressed unless the source said otherwise) -> restore
+    let image: AsyncIterable<Buffer> = inbox.dataStream();
+    let feeding: Promise<unknown> = Promise.resolve();
+    if (pre.compressed !== false) {
+      const decompressed = new DecompressStream();
+      feeding = pipeline(Readable.from(inbox.dataStream()), decompressed).catch((err: Error) => decompressed.destroy(err));
+      image = decompressed as AsyncIterable<Buffer>;
+    }
+    const result = await restoreFromStream(image, {
       commitFile: agentJournalPath(migrationId),
       commit: async (pid) => {
         writeJournal('agent', migrationId, { state: 'ready', pid });

@@ -31,7 +31,7 @@ export interface PreflightFile {
 
 export type Message =
   | Hello
-  | { t: 'preflight'; migrationId: string; pids: number[]; uids: number[]; gids: number[]; files: PreflightFile[] }
+  | { t: 'preflight'; migrationId: string; compressed: boolean; pids: number[]; uids: number[]; gids: number[]; files: PreflightFile[] }
   | { t: 'preflight-result'; problems: string[] }
   | { t: 'ready'; pid: number }
   | { t: 'commit' }
@@ -54,10 +54,16 @@ export const controlFrame = (m: Message): Buffer => frame(FrameKind.CONTROL, Buf
 export async function writeAll(w: Writable, b: Buffer): Promise<void> {
   if (w.destroyed || w.writableEnded) throw new CrmError('the connection to the other side is closed');
   if (!w.write(b)) {
-    await Promise.race([
-      once(w, 'drain'),
-      once(w, 'close').then(() => { throw new CrmError('the connection to the other side closed'); }),
-    ]);
+    // the listeners of the race's loser are removed, or every wait would leave two behind
+    const done = new AbortController();
+    try {
+      await Promise.race([
+        once(w, 'drain', { signal: done.signal }),
+        once(w, 'close', { signal: done.signal }).then(() => { throw new CrmError('the connection to the other side closed'); }),
+      ]);
+    } finally {
+      done.abort();
+    }
   }
 }
 
@@ -65,16 +71,48 @@ export type Frame = { kind: typeof FrameKind.CONTROL; message: Message } | { kin
 
 /** Parses frames from a byte stream; ends at EOF (an unexpected EOF is the caller's to judge). */
 export async function* readFrames(r: Readable): AsyncGenerator<Frame> {
-  let buf: Buffer = Buffer.alloc(0);
+  // Incoming chunks wait in a list; a frame is copied out only when it
+  // spans chunks (concatenating on every chunk made large frames quadratic).
+  const chunks: Buffer[] = [];
+  let have = 0;
+  const take = (n: number, consume: boolean): Buffer => {
+    if (chunks[0].length >= n) {
+      const b = chunks[0].subarray(0, n);
+      if (consume) {
+        chunks[0] = chunks[0].subarray(n);
+        if (!chunks[0].length) chunks.shift();
+        have -= n;
+      }
+      return b;
+    }
+    const out = Buffer.allocUnsafe(n);
+    for (let o = 0, i = 0; o < n; i++) {
+      const c = chunks[i];
+      const k = Math.min(c.length, n - o);
+      c.copy(out, o, 0, k);
+      o += k;
+    }
+    if (consume) {
+      have -= n;
+      for (let left = n; left > 0; ) {
+        if (chunks[0].length <= left) left -= chunks.shift()!.length;
+        else { chunks[0] = chunks[0].subarray(left); left = 0; }
+      }
+    }
+    return out;
+  };
   for await (const chunk of r as AsyncIterable<Buffer>) {
-    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-    while (buf.length >= 5) {
-      const kind = buf.readUInt8(0);
-      const len = buf.readUInt32BE(1);
+    if (!chunk.length) continue;
+    chunks.push(chunk);
+    have += chunk.length;
+    while (have >= 5) {
+      const head = take(5, false);
+      const kind = head.readUInt8(0);
+      const len = head.readUInt32BE(1);
       if (len > MAX_FRAME) throw new CrmError(`protocol error: frame of ${len} bytes`, ExitCode.FAILURE);
-      if (buf.length < 5 + len) break;
-      const payload = buf.subarray(5, 5 + len);
-      buf = buf.subarray(5 + len);
+      if (have < 5 + len) break;
+      take(5, true);
+      const payload = len ? take(len, true) : Buffer.alloc(0);
       if (kind === FrameKind.CONTROL) {
         let message: Message;
         try {
@@ -86,7 +124,7 @@ export async function* readFrames(r: Readable): AsyncGenerator<Frame> {
           throw new CrmError('protocol error: control message without a type');
         yield { kind, message };
       } else if (kind === FrameKind.DATA) {
-        yield { kind, data: Buffer.from(payload) };
+        yield { kind, data: payload };
       } else if (kind === FrameKind.DATA_END) {
         yield { kind };
       } else {

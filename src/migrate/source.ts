@@ -77,7 +77,7 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
 
     progress.phase('preflight', {});
     const req = await preflightRequest(pid);
-    await send({ t: 'preflight', migrationId, ...req });
+    await send({ t: 'preflight', migrationId, compressed: opts.compressLevel !== null, ...req });
     const pre = await expect('preflight-result', 120000);
     if (pre.problems.length)
       throw new CrmError(`cannot migrate process ${pid} to ${peer.hostname}: ${pre.problems.join('; ')}`, ExitCode.MISSING_FILE);
