@@ -7,7 +7,7 @@
 #   scripts/testhosts.sh status              one line per host: name, IP, sshd PID,
 #                                            whether `ssh -F CONFIG NAME true` works
 #   scripts/testhosts.sh exec NAME CMD...    run CMD inside the host's network, PID,
-#                                            mount and UTS namespaces
+#                                            mount, UTS and IPC namespaces
 #
 # A host is a network namespace NAME whose eth0 is one end of a veth pair; the
 # other end (v-NAME, cut to 15 characters) is a port of the bridge crm-br0 in
@@ -15,7 +15,7 @@
 # every host. The host's address is 10.213.7.(10+i) for host index i (its
 # position in the `up` arguments, counted from 1, unless that address is taken
 # by another host already up). Inside the network namespace an OpenSSH sshd runs
-# as PID 1 of its own PID namespace, with its own UTS namespace (hostname NAME)
+# as PID 1 of its own PID namespace, with its own UTS (hostname NAME) and IPC namespaces
 # and its own mount namespace (only /proc differs: the file system is shared by
 # all hosts on purpose). Per-host state lives in /run/crmigrate-testhosts/NAME:
 # sshd_config, host key, authorized_keys, sshd.log, init.pid (the root-namespace
@@ -329,7 +329,7 @@ LogLevel INFO
 EOF
 }
 
-# start_sshd NAME DIR: sshd as PID 1 of new PID+mount+UTS namespaces inside netns NAME
+# start_sshd NAME DIR: sshd as PID 1 of new PID+mount+UTS+IPC namespaces inside netns NAME
 start_sshd() {
   local n=$1 dir=$2 upid init i
   # fd 9 (our lock) and our stdout/stderr must not reach the long-lived processes.
@@ -338,7 +338,7 @@ start_sshd() {
   (
     exec 9<&-
     exec setsid ip netns exec "$n" \
-      unshare --pid --fork --mount --mount-proc --uts --propagation slave --kill-child=SIGKILL -- \
+      unshare --pid --fork --mount --mount-proc --uts --ipc --propagation slave --kill-child=SIGKILL -- \
       /bin/sh -c 'printf %s "$1" >/proc/sys/kernel/hostname && exec "$2" -D -f "$3" -E "$4"' \
       sh "$n" "$SSHD" "$dir/sshd_config" "$dir/sshd.log"
   ) </dev/null >>"$dir/console.log" 2>&1 &

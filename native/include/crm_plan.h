@@ -208,17 +208,19 @@ struct crm_tree_task {
 enum crm_object_kind {
   CRM_OBJ_SHMEM = 1, /* anonymous shared memory (MAP_SHARED|MAP_ANONYMOUS) */
   CRM_OBJ_FILE = 2,  /* an open file description shared between tasks */
+  CRM_OBJ_SYSV = 3,  /* a System V shared memory segment removed (IPC_RMID) but attached */
 };
 
 /* Objects shared between tasks: made once, before any task, inherited by all. */
 struct crm_object {
   uint32_t id, kind;
-  uint64_t size;     /* SHMEM: bytes, page aligned */
+  uint64_t size;     /* SHMEM, SYSV: bytes (SHMEM: page aligned) */
   uint64_t pos;      /* FILE: offset */
   uint32_t path;     /* FILE: tree string offset */
-  uint32_t flags;    /* FILE: open flags */
+  uint32_t flags;    /* FILE: open flags; SYSV: permission bits */
   uint32_t fd_kind;  /* FILE: enum crm_fd_kind */
-  uint32_t pad;
+  int32_t shmid;     /* SYSV: its id, recreated as it was */
+  uint32_t uid, gid; /* SYSV: owner */
 };
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -110,9 +111,12 @@ int tree_parse(uint8_t *buf, size_t size, struct tree *t, char *err, size_t errl
     const struct crm_object *o = &t->objects[i];
     if (o->id == 0) FAIL("restore tree object %u has id 0", i);
     for (uint32_t j = 0; j < i; j++)
-      if (t->objects[j].id == o->id && t->objects[j].kind == o->kind) FAIL("restore tree has object %u twice", o->id);
-    if (o->kind == CRM_OBJ_SHMEM) {
-      if (o->size == 0 || o->size % PAGE_SIZE_BYTES || o->size > (1ULL << 40)) FAIL("restore tree shared memory %u has a bad size", o->id);
+      if (t->objects[j].id == o->id && (t->objects[j].kind == CRM_OBJ_FILE) == (o->kind == CRM_OBJ_FILE))
+        FAIL("restore tree has object %u twice", o->id);
+    if (o->kind == CRM_OBJ_SHMEM || o->kind == CRM_OBJ_SYSV) {
+      if (o->size == 0 || (o->kind == CRM_OBJ_SHMEM && o->size % PAGE_SIZE_BYTES) || o->size > (1ULL << 40))
+        FAIL("restore tree shared memory %u has a bad size", o->id);
+      if (o->kind == CRM_OBJ_SYSV && (o->shmid < 0 || o->flags > 0777)) FAIL("restore tree System V segment %u is invalid", o->id);
     } else if (o->kind == CRM_OBJ_FILE) {
       if (o->path >= h->strings_size || t->strings[o->path] != '/') FAIL("restore tree shared file %u has a bad path", o->id);
       if (o->fd_kind < CRM_FD_FILE || o->fd_kind > CRM_FD_PATH) FAIL("restore tree shared file %u has a bad kind", o->id);
@@ -136,8 +140,8 @@ int tree_load(int fd, struct tree *t, char *err, size_t errlen) {
 
 uint64_t tree_object_map(const struct tree *t, uint32_t id, uint64_t *size) {
   for (uint32_t i = 0; i < t->hdr->object_count; i++)
-    if (t->objects[i].id == id && t->objects[i].kind == CRM_OBJ_SHMEM) {
-      *size = t->objects[i].size;
+    if (t->objects[i].id == id && (t->objects[i].kind == CRM_OBJ_SHMEM || t->objects[i].kind == CRM_OBJ_SYSV)) {
+      *size = page_up(t->objects[i].size);
       return t->object_map[i];
     }
   return 0;
@@ -151,15 +155,57 @@ int tree_object_fd(const struct tree *t, uint32_t id) {
 
 /* The pages of one shared memory object, until CRM_CHUNK_END. */
 static void fill_object(const struct crm_object *o, uint8_t *map, int in_fd) {
+  uint64_t size = page_up(o->size);
   for (;;) {
     struct crm_chunk c;
     if (read_full(in_fd, &c, sizeof c)) die("page stream of shared memory %u ended early", o->id);
     if (c.kind == CRM_CHUNK_END) return;
     if (c.kind != CRM_CHUNK_PAGES || c.len == 0 || c.len > CRM_CHUNK_MAX || c.len % PAGE_SIZE_BYTES || c.addr % PAGE_SIZE_BYTES ||
-        c.addr > o->size || c.len > o->size - c.addr)
+        c.addr > size || c.len > size - c.addr)
       die("bad page chunk for shared memory %u (offset %llx, %u bytes)", o->id, (unsigned long long)c.addr, c.len);
     if (read_full(in_fd, map + c.addr, c.len)) die("page stream of shared memory %u ended early", o->id);
   }
+}
+
+static int set_shm_next_id(int id) {
+  char v[16];
+  int n = snprintf(v, sizeof v, "%d", id);
+  int fd = open("/proc/sys/kernel/shm_next_id", O_WRONLY | O_CLOEXEC);
+  int ok = fd >= 0 && write(fd, v, (size_t)n) == n;
+  if (fd >= 0) close(fd);
+  return ok ? 0 : -1;
+}
+
+/* A removed System V segment with its id, permissions and owner: created,
+ * attached here (every task inherits the attachment) and removed at once,
+ * as the original was: it goes away with its last attachment. */
+static uint64_t make_sysv(const struct crm_object *o) {
+  if (set_shm_next_id(o->shmid)) die_errno("setting the next System V shared memory id to %d", o->shmid);
+  /* the kernel forgets shm_next_id once it has used it */
+  int id = shmget(IPC_PRIVATE, o->size, IPC_CREAT | IPC_EXCL | (int)o->flags);
+  if (id < 0) {
+    int err = errno;
+    set_shm_next_id(-1);
+    errno = err;
+    die_errno("recreating System V shared memory %d", o->shmid);
+  }
+  if (id != o->shmid) {
+    shmctl(id, IPC_RMID, NULL);
+    die("System V shared memory id %d is in use on this host", o->shmid);
+  }
+  struct shmid_ds ds;
+  if (shmctl(id, IPC_STAT, &ds) < 0) die_errno("shmctl(IPC_STAT) of %d", id);
+  ds.shm_perm.uid = o->uid;
+  ds.shm_perm.gid = o->gid;
+  ds.shm_perm.mode = (unsigned short)o->flags;
+  void *m = shmat(id, NULL, 0);
+  if (m == (void *)-1 || shmctl(id, IPC_SET, &ds) < 0 || shmctl(id, IPC_RMID, NULL) < 0) {
+    int e = errno;
+    shmctl(id, IPC_RMID, NULL);
+    errno = e;
+    die_errno("setting up System V shared memory %d", id);
+  }
+  return (uint64_t)m;
 }
 
 void make_objects(struct tree *t, int in_fd) {
@@ -178,6 +224,8 @@ void make_objects(struct tree *t, int in_fd) {
       close(fd);
       t->object_fd[i] = hi;
       next = hi + 1;
+    } else if (o->kind == CRM_OBJ_SYSV) {
+      t->object_map[i] = make_sysv(o);
     } else {
       /* MAP_SHARED|MAP_ANONYMOUS, like the original: the same kind of
        * object, named "/dev/zero (deleted)" in every task's maps. */
@@ -188,7 +236,7 @@ void make_objects(struct tree *t, int in_fd) {
   }
   t->fd_base = next;
   for (uint32_t i = 0; i < n; i++)
-    if (t->objects[i].kind == CRM_OBJ_SHMEM) fill_object(&t->objects[i], (uint8_t *)t->object_map[i], in_fd);
+    if (t->objects[i].kind == CRM_OBJ_SHMEM || t->objects[i].kind == CRM_OBJ_SYSV) fill_object(&t->objects[i], (uint8_t *)t->object_map[i], in_fd);
 }
 
 static void futex_wake(uint32_t *w) { syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0); }
@@ -273,7 +321,8 @@ void tree_print(const struct tree *t, FILE *out) {
   }
   for (uint32_t i = 0; i < t->hdr->object_count; i++) {
     const struct crm_object *o = &t->objects[i];
-    fprintf(out, "object id=%u kind=%u size=%llu pos=%llu path=%s flags=%o\n", o->id, o->kind, (unsigned long long)o->size,
-            (unsigned long long)o->pos, o->kind == CRM_OBJ_FILE ? tree_str(t, o->path) : "", o->flags);
+    fprintf(out, "object id=%u kind=%u size=%llu pos=%llu path=%s flags=%o shmid=%d uid=%u gid=%u\n", o->id, o->kind,
+            (unsigned long long)o->size, (unsigned long long)o->pos, o->kind == CRM_OBJ_FILE ? tree_str(t, o->path) : "", o->flags,
+            o->shmid, o->uid, o->gid);
   }
 }

@@ -162,7 +162,7 @@ export const migrateSuite: Suite = {
       table: render(rows, rawMBps),
       targets: targets(rows),
       notes: [
-        'source: this host (root namespace); destination: test host crm-b (own network, PID, mount and UTS namespaces, real sshd).',
+        'source: this host (root namespace); destination: test host crm-b (own network, PID, mount, UTS and IPC namespaces, real sshd).',
         'total s = the whole migration as crmigrate reports it (connect to exit); downtime s = freeze until the destination runs the process (COMMITTED).',
         'stream s = from the start of the image stream until the last byte is sent; image MB/s = image bytes / stream s.',
         'ratio = image bytes / bytes on the wire (zstd level -1, 2 worker threads); ceiling = raw ssh2 MB/s x ratio.',

@@ -100,6 +100,7 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
     const maxFd = new Map(tasks.map((t) => [t.pid, t.fds.length ? t.fds[t.fds.length - 1].fd : -1]));
     for (const m of tree.members) await out.record(RecordType.PROCESS, processRecord(m, maxFd.get(m.pid) ?? -1));
     for (const o of shmem) await out.record(RecordType.SHMEM, { id: o.id, size: o.size });
+    for (const o of shmem) if (o.sysv) await out.record(RecordType.SYSV_SHM, o.sysv);
     for (const f of sharedFiles) await out.record(RecordType.SHARED_FILE, f);
     const pages = emptyStats();
     for (const o of shmem) {

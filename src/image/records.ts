@@ -22,6 +22,7 @@ export const RecordType = {
   SHMEM: 11,
   OBJECT_PAGES: 12,
   SHARED_FILE: 13,
+  SYSV_SHM: 14,
   TRAILER: 255,
 } as const;
 export type RecordTypeId = (typeof RecordType)[keyof typeof RecordType];
@@ -165,6 +166,17 @@ export interface ObjectPagesRecord {
   id: number;
 }
 
+/** What makes a SHMEM object a System V segment (removed with IPC_RMID,
+ * still attached): recreated with its id, permissions and owner. */
+export interface SysvShmRecord {
+  id: number; // the SHMEM object
+  shmid: number;
+  size: number; // bytes, as shmget was given
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
 /** An open file description shared by several tasks; their FD records name
  * it by shareId. */
 export interface SharedFileRecord {
@@ -227,6 +239,7 @@ export const schemas: Record<Exclude<RecordTypeId, typeof RecordType.PAGES>, Sch
   ],
   [RecordType.SHMEM]: [['id', 'u32'], ['size', 'addr']],
   [RecordType.OBJECT_PAGES]: [['id', 'u32']],
+  [RecordType.SYSV_SHM]: [['id', 'u32'], ['shmid', 'i32'], ['size', 'addr'], ['mode', 'u32'], ['uid', 'u32'], ['gid', 'u32']],
   [RecordType.SHARED_FILE]: [['id', 'u32'], ['kind', 'u8'], ['path', { str: 4096 }], ['flags', 'u32'], ['pos', 'u64']],
   [RecordType.TRAILER]: [['records', 'u32'], ['pages', 'u32'], ['pageBytes', 'u64'], ['chainCrc', 'u32']],
 };
@@ -354,6 +367,11 @@ export function validate(type: RecordTypeId, v: Decoded): void {
     case RecordType.SHARED_FILE: {
       const f = v as unknown as SharedFileRecord;
       check(f.id > 0 && f.kind >= 1 && f.kind <= 3 && f.path.startsWith('/'), `shared file ${f.id} is invalid`);
+      break;
+    }
+    case RecordType.SYSV_SHM: {
+      const s = v as unknown as SysvShmRecord;
+      check(s.id > 0 && s.shmid >= 0 && s.size > 0 && s.mode <= 0o777, `System V segment ${s.shmid} is invalid`);
       break;
     }
     case RecordType.OBJECT_PAGES:

@@ -2,9 +2,9 @@
 // of their pages hold data (PAGEMAP_SCAN: present or swapped, not the zero
 // page, and for private file mappings only the copy-on-write copies), and the
 // page bytes themselves (pread of /proc/PID/mem on worker threads).
-import { lstatSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, statSync } from 'node:fs';
 import { native } from '../native/addon.js';
-import { PAGE_SIZE, VmaKind, VmFlag, type FileIdentity, type VmaKindId, type VmaRecord } from '../image/records.js';
+import { PAGE_SIZE, VmaKind, VmFlag, type FileIdentity, type SysvShmRecord, type VmaKindId, type VmaRecord } from '../image/records.js';
 import type { ImageWriter } from '../image/stream.js';
 import { pumpPages } from './page-pump.js';
 import type { Plan } from '../restore/plan-model.js';
@@ -66,7 +66,7 @@ function classify(pid: number, e: SmapsEntry): { kind: VmaKindId; path: string }
     return { kind: shared ? VmaKind.ANON_SHARED : VmaKind.ANON_PRIVATE, path: p };
   if (p.startsWith('[anon_shmem:') || (p === '/dev/zero (deleted)' && shared)) return { kind: VmaKind.ANON_SHARED, path: '' };
   if (p.startsWith('/memfd:')) throw new UnsupportedError(`${where} is a memfd (${p}); not supported yet`);
-  if (p.startsWith('/SYSV')) throw new UnsupportedError(`${where} is System V shared memory; not supported yet`);
+  if (p.startsWith('/SYSV')) return { kind: VmaKind.ANON_SHARED, path: p };
   if (p.startsWith('[')) throw new UnsupportedError(`${where} is a special mapping ${p}; not supported`);
   if (p.endsWith(' (deleted)')) throw new UnsupportedError(`${where} maps a deleted file ${p}; unlinked files are not supported yet`);
   return { kind: shared ? VmaKind.FILE_SHARED : VmaKind.FILE_PRIVATE, path: p };
@@ -158,6 +158,20 @@ export interface ShmemObject {
   id: number;
   size: number;
   users: { pid: number; vma: VmaRecord }[];
+  sysv?: SysvShmRecord;
+}
+
+/** /proc/sysvipc/shm: the segment with this id, or why it cannot move. */
+function sysvSegment(shmid: number, objectId: number): SysvShmRecord {
+  const rows = readFileSync('/proc/sysvipc/shm', 'utf8').trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+  // key shmid perms size cpid lpid nattch uid gid cuid cgid ...
+  const r = rows.find((x) => Number(x[1]) === shmid);
+  if (!r) throw new UnsupportedError(`System V shared memory ${shmid} is not in /proc/sysvipc/shm`);
+  const perms = parseInt(r[2], 8);
+  const SHM_DEST = 0o1000;
+  if (!(perms & SHM_DEST))
+    throw new UnsupportedError(`System V shared memory ${shmid} (key 0x${(Number(r[0]) >>> 0).toString(16)}) outlives the processes (not removed with IPC_RMID); not supported`);
+  return { id: objectId, shmid, size: Number(r[3]), mode: perms & 0o777, uid: Number(r[7]), gid: Number(r[8]) };
 }
 
 /**
@@ -165,15 +179,24 @@ export interface ShmemObject {
  * many tasks map it) and numbers them; the tasks' VMA records get the ids.
  */
 export function assignShmem(tasks: { pid: number; vmas: VmaRecord[] }[]): ShmemObject[] {
-  const byInode = new Map<number, ShmemObject>();
+  // shmem inodes and System V ids are numbered apart
+  const byInode = new Map<string, ShmemObject>();
   for (const t of tasks) {
     for (const v of t.vmas) {
       if (v.kind !== VmaKind.ANON_SHARED) continue;
-      let o = byInode.get(v.shmId);
+      const sysv = v.path.startsWith('/SYSV');
+      const key = `${sysv ? 'sysv' : 'shmem'}:${v.shmId}`;
+      let o = byInode.get(key);
       if (!o) {
-        const size = Number(statSync(procPath(t.pid, `map_files/${v.start.toString(16)}-${v.end.toString(16)}`)).size);
-        o = { id: byInode.size + 1, size: Math.max(size, v.pgoff * PAGE_SIZE + (v.end - v.start)), users: [] };
-        byInode.set(v.shmId, o);
+        const id = byInode.size + 1;
+        if (sysv) {
+          const seg = sysvSegment(v.shmId, id);
+          o = { id, size: Math.ceil(seg.size / PAGE_SIZE) * PAGE_SIZE, users: [], sysv: seg };
+        } else {
+          const size = Number(statSync(procPath(t.pid, `map_files/${v.start.toString(16)}-${v.end.toString(16)}`)).size);
+          o = { id, size: Math.max(size, v.pgoff * PAGE_SIZE + (v.end - v.start)), users: [] };
+        }
+        byInode.set(key, o);
       }
       o.users.push({ pid: t.pid, vma: v });
     }

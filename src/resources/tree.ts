@@ -4,7 +4,7 @@
 // group later, and the helper processes that stand in for group leaders
 // that have exited.
 import type { TreeMember } from '../dump/freeze.js';
-import type { ProcessRecord, SharedFileRecord, ShmemRecord } from '../image/records.js';
+import type { ProcessRecord, SharedFileRecord, ShmemRecord, SysvShmRecord } from '../image/records.js';
 import { UnsupportedError } from '../util/errors.js';
 
 export function processRecord(m: TreeMember, maxFd: number): ProcessRecord {
@@ -16,13 +16,14 @@ export function processRecord(m: TreeMember, maxFd: number): ProcessRecord {
 
 // crm_tree_task.flags (native/include/crm_plan.h)
 export const TreeFlag = { SESSION_LEADER: 1, GROUP_LEADER: 2, JOIN_GROUP: 4, ZOMBIE: 8, HELPER: 16 } as const;
-export const ObjectKind = { SHMEM: 1, FILE: 2 } as const;
+export const ObjectKind = { SHMEM: 1, FILE: 2, SYSV: 3 } as const;
 
 export interface TreePlanTask {
   pid: number; ppid: number; pgid: number; sid: number; flags: number; nthreads: number; exitCode: number; exitSignal: number;
 }
 export interface TreePlanObject {
   id: number; kind: number; size: number; pos: bigint; path: string; flags: number; fdKind: number;
+  shmid: number; uid: number; gid: number; // System V segments
 }
 export interface TreePlan {
   tasks: TreePlanTask[];
@@ -39,7 +40,7 @@ export interface TreePlan {
  * joined. The root's own session and group, when it leads neither, are
  * those of the restorer (it is restored as a daemon).
  */
-export function planTree(procs: ProcessRecord[], shmem: ShmemRecord[], files: SharedFileRecord[]): TreePlan {
+export function planTree(procs: ProcessRecord[], shmem: ShmemRecord[], files: SharedFileRecord[], sysv: SysvShmRecord[] = []): TreePlan {
   const root = procs[0];
   const initial = new Map<number, { sid: number; pgid: number }>(); // what each task has right after it is created
   const tasks: TreePlanTask[] = [];
@@ -77,8 +78,13 @@ export function planTree(procs: ProcessRecord[], shmem: ShmemRecord[], files: Sh
     tasks.push(...helpersHere);
   }
   const objects: TreePlanObject[] = [
-    ...shmem.map((o) => ({ id: o.id, kind: ObjectKind.SHMEM, size: o.size, pos: 0n, path: '', flags: 0, fdKind: 0 })),
-    ...files.map((f) => ({ id: f.id, kind: ObjectKind.FILE, size: 0, pos: f.pos, path: f.path, flags: f.flags, fdKind: f.kind })),
+    ...shmem.map((o) => {
+      const s = sysv.find((x) => x.id === o.id);
+      return s
+        ? { id: o.id, kind: ObjectKind.SYSV, size: s.size, pos: 0n, path: '', flags: s.mode, fdKind: 0, shmid: s.shmid, uid: s.uid, gid: s.gid }
+        : { id: o.id, kind: ObjectKind.SHMEM, size: o.size, pos: 0n, path: '', flags: 0, fdKind: 0, shmid: 0, uid: 0, gid: 0 };
+    }),
+    ...files.map((f) => ({ id: f.id, kind: ObjectKind.FILE, size: 0, pos: f.pos, path: f.path, flags: f.flags, fdKind: f.kind, shmid: 0, uid: 0, gid: 0 })),
   ];
   const maxFd = Math.max(2, ...procs.map((p) => p.maxFd));
   return { tasks, objects, maxFd };

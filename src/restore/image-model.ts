@@ -2,7 +2,7 @@
 // page data), with the checks that the set is complete and consistent.
 import {
   RecordType, recordName, VmaKind, type FdRecord, type HeaderRecord, type ObjectPagesRecord, type ProcessRecord, type RegsRecord,
-  type SharedFileRecord, type ShmemRecord, type SignalsRecord, type TaskRecord, type ThreadRecord, type TimersRecord, type TrailerRecord,
+  type SharedFileRecord, type ShmemRecord, type SignalsRecord, type SysvShmRecord, type TaskRecord, type ThreadRecord, type TimersRecord, type TrailerRecord,
   type VmaRecord,
 } from '../image/records.js';
 import type { Decoded } from '../image/schema.js';
@@ -84,7 +84,7 @@ export class MetaCollector {
 /** The parts of a tree image, in stream order; 'pages' belong to the last
  * 'shmem' or 'task' before them (offsets in the object, or addresses). */
 export type Section =
-  | { kind: 'tree'; header: HeaderRecord; processes: ProcessRecord[]; shmem: ShmemRecord[]; files: SharedFileRecord[] }
+  | { kind: 'tree'; header: HeaderRecord; processes: ProcessRecord[]; shmem: ShmemRecord[]; sysv: SysvShmRecord[]; files: SharedFileRecord[] }
   | { kind: 'shmem'; object: ShmemRecord }
   | { kind: 'task'; meta: ImageMeta }
   | { kind: 'pages'; addr: number; data: Buffer };
@@ -101,6 +101,7 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
   const processes: ProcessRecord[] = [];
   const shmem: ShmemRecord[] = [];
   const files: SharedFileRecord[] = [];
+  const sysv: SysvShmRecord[] = [];
   let treeDone = false;
   let liveLeft: ProcessRecord[] = [];
   let objectsSeen = 0;
@@ -119,11 +120,15 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
       pids.add(p.pid);
     }
     if (processes[0].zombie) throw new ImageError('image: the root is a zombie');
-    for (const [list, what] of [[shmem, 'shared memory'], [files, 'shared file']] as const)
+    for (const s of sysv) {
+      const o = shmem.find((x) => x.id === s.id);
+      if (!o || s.size > o.size) throw new ImageError(`image: System V segment ${s.shmid} has no matching shared memory object`);
+    }
+    for (const [list, what] of [[shmem, 'shared memory'], [files, 'shared file'], [sysv, 'System V segment of shared memory']] as const)
       if (new Set(list.map((o) => o.id)).size !== list.length) throw new ImageError(`image has ${what} ${[...list].map((o) => o.id).find((id, i, a) => a.indexOf(id) !== i)} twice`);
     liveLeft = processes.filter((p) => !p.zombie);
     treeDone = true;
-    return { kind: 'tree', header, processes, shmem, files };
+    return { kind: 'tree', header, processes, shmem, sysv, files };
   };
   const finishTask = (c: MetaCollector): Section => {
     const meta = c.finish();
@@ -163,10 +168,12 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
           break;
         case RecordType.PROCESS:
         case RecordType.SHMEM:
+        case RecordType.SYSV_SHM:
         case RecordType.SHARED_FILE:
           if (treeDone || !header) throw new ImageError(`image has a ${recordName(item.type)} record out of place`);
           if (item.type === RecordType.PROCESS) processes.push(v as unknown as ProcessRecord);
           else if (item.type === RecordType.SHMEM) shmem.push(v as unknown as ShmemRecord);
+          else if (item.type === RecordType.SYSV_SHM) sysv.push(v as unknown as SysvShmRecord);
           else files.push(v as unknown as SharedFileRecord);
           break;
         case RecordType.OBJECT_PAGES: {

@@ -144,7 +144,7 @@ export function chunkHeader(kind: number, addr: number, len: number): Buffer {
 /** The tree section (struct crm_tree_header, crm_tree_task[], crm_object[], strings). */
 export const TREE_MAGIC = 0x54524d43;
 export const TREE_VERSION = 1;
-export const TREE_SIZES = { header: 32, task: 32, object: 40 } as const;
+export const TREE_SIZES = { header: 32, task: 32, object: 48 } as const;
 
 export function encodeTree(tree: TreePlan): Buffer {
   const strings = new StringTable();
@@ -158,6 +158,9 @@ export function encodeTree(tree: TreePlan): Buffer {
     objects.writeUInt32LE(strings.add(o.path), b + 24);
     objects.writeUInt32LE(o.flags >>> 0, b + 28);
     objects.writeUInt32LE(o.fdKind, b + 32);
+    objects.writeInt32LE(o.shmid, b + 36);
+    objects.writeUInt32LE(o.uid >>> 0, b + 40);
+    objects.writeUInt32LE(o.gid >>> 0, b + 44);
   });
   const tasks = Buffer.alloc(tree.tasks.length * TREE_SIZES.task);
   tree.tasks.forEach((t, i) => {

@@ -79,7 +79,7 @@ async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts:
   const first = await sections.next();
   if (first.done || first.value.kind !== 'tree') throw new ImageError('image has no process tree');
   const tree = first.value;
-  const treePlan = planTree(tree.processes, tree.shmem, tree.files);
+  const treePlan = planTree(tree.processes, tree.shmem, tree.files, tree.sysv);
   checkPidsFree(treePids(treePlan, tree.processes), new Set(treePlan.tasks.map((t) => t.pid)));
 
   // stdin: the plan and the page stream, through a pipe of our own (feed.ts)

@@ -122,6 +122,7 @@ const ZOMBIE_EXITED = { pid: 4251, ppid: 4242, pgid: 4251, sid: 4200, zombie: tr
 const SHMEM = { id: 0xfffffffe, size: 0x200000 };
 const OBJECT_PAGES = { id: 0xfffffffe };
 const SHARED_FILE = { id: 7, kind: 1, path: '/var/log/ä pp.log', flags: 0o102001, pos: 12345678901n };
+const SYSV_SHM = { id: 0xfffffffe, shmid: 2147483647, size: 0x1fff01, mode: 0o640, uid: 65534, gid: 4294967295 };
 
 const PAGES_A = pattern(2 * PAGE, 5);
 const PAGES_B = pattern(PAGE, 6);
@@ -129,7 +130,7 @@ const PAGES_B = pattern(PAGE, 6);
 /** Every record type, in a plausible order. */
 const RECORDS = [
   [RecordType.HEADER, HEADER], [RecordType.PROCESS, PROCESS], [RecordType.PROCESS, ZOMBIE], [RecordType.PROCESS, ZOMBIE_EXITED],
-  [RecordType.SHMEM, SHMEM], [RecordType.SHARED_FILE, SHARED_FILE], [RecordType.OBJECT_PAGES, OBJECT_PAGES],
+  [RecordType.SHMEM, SHMEM], [RecordType.SYSV_SHM, SYSV_SHM], [RecordType.SHARED_FILE, SHARED_FILE], [RecordType.OBJECT_PAGES, OBJECT_PAGES],
   [RecordType.TASK, TASK], [RecordType.THREAD, THREAD], [RecordType.REGS, REGS], [RecordType.SIGNALS, SIGNALS],
   [RecordType.TIMERS, TIMERS], [RecordType.VMA, VMA_FILE], [RecordType.VMA, VMA_ANON], [RecordType.VMA, VMA_SHARED], [RecordType.VMA, VMA_SHMEM],
   [RecordType.FD, FD], [RecordType.FD, FD_DIR],
@@ -527,7 +528,7 @@ test('a second header record', async () => {
 });
 
 test('an unknown record type', async () => {
-  for (const type of [0, 14, 77, 254, 0x100, 0xffffffff]) {
+  for (const type of [0, 15, 77, 254, 0x100, 0xffffffff]) {
     const p = Buffer.from('0123456789abcdef');
     await rejects(imageOf([headerFrame, frame(type, p)]), new RegExp(`unknown record type ${type}\\b`), `type ${type}`);
   }

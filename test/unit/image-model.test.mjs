@@ -318,7 +318,7 @@ test('readSections: a two-process tree with one shared memory object: tree, shme
     assert.equal(error, undefined, error?.message);
     assert.deepEqual(sections.map((s) => s.kind), ['tree', 'shmem', 'pages', 'task', 'pages', 'task'], `chunks of ${chunk}`);
     const [tree, shmem, objPages, root, rootPages, child] = sections;
-    assert.deepEqual(tree, { kind: 'tree', header: HEADER, processes: [PROC_ROOT, PROC_CHILD], shmem: [SHM], files: [] });
+    assert.deepEqual(tree, { kind: 'tree', header: HEADER, processes: [PROC_ROOT, PROC_CHILD], shmem: [SHM], sysv: [], files: [] });
     assert.deepEqual(shmem, { kind: 'shmem', object: SHM });
     assert.equal(objPages.addr, 0x1000);
     assert.ok(objPages.data.equals(OBJ_PAGE));

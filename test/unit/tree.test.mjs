@@ -39,7 +39,7 @@ function printed(plan) {
   return [
     `tree tasks=${plan.tasks.length} objects=${plan.objects.length} max_fd=${plan.maxFd}`,
     ...plan.tasks.map((t) => `task pid=${t.pid} ppid=${t.ppid} pgid=${t.pgid} sid=${t.sid} flags=${t.flags} threads=${t.nthreads} exit=${t.exitCode}/${t.exitSignal}`),
-    ...plan.objects.map((o) => `object id=${o.id} kind=${o.kind} size=${o.size} pos=${o.pos} path=${o.kind === ObjectKind.FILE ? o.path : ''} flags=${o.flags.toString(8)}`),
+    ...plan.objects.map((o) => `object id=${o.id} kind=${o.kind} size=${o.size} pos=${o.pos} path=${o.kind === ObjectKind.FILE ? o.path : ''} flags=${o.flags.toString(8)} shmid=${o.shmid} uid=${o.uid} gid=${o.gid}`),
     '',
   ].join('\n');
 }
@@ -207,13 +207,14 @@ test('planTree: shared memory and shared files become the objects, shared memory
     { id: 9, kind: FdKind.DIR, path: '/srv/a dir', flags: 0o200000, pos: 0n },
     { id: 10, kind: FdKind.PATH, path: '/var/log/app.log', flags: 0o10000000, pos: 2n ** 63n },
   ];
-  const plan = planTree([live(100, 1, 100, 100)], shmem, files);
+  const sysv = [{ id: 2, shmid: 7, size: 4000, mode: 0o640, uid: 65534, gid: 100 }];
+  const plan = planTree([live(100, 1, 100, 100)], shmem, files, sysv);
   assert.deepEqual(plan.objects, [
-    { id: 1, kind: ObjectKind.SHMEM, size: 0x200000, pos: 0n, path: '', flags: 0, fdKind: 0 },
-    { id: 2, kind: ObjectKind.SHMEM, size: 4096, pos: 0n, path: '', flags: 0, fdKind: 0 },
-    { id: 1, kind: ObjectKind.FILE, size: 0, pos: 77n, path: '/var/log/app.log', flags: 0o102001, fdKind: FdKind.FILE },
-    { id: 9, kind: ObjectKind.FILE, size: 0, pos: 0n, path: '/srv/a dir', flags: 0o200000, fdKind: FdKind.DIR },
-    { id: 10, kind: ObjectKind.FILE, size: 0, pos: 2n ** 63n, path: '/var/log/app.log', flags: 0o10000000, fdKind: FdKind.PATH },
+    { id: 1, kind: ObjectKind.SHMEM, size: 0x200000, pos: 0n, path: '', flags: 0, fdKind: 0, shmid: 0, uid: 0, gid: 0 },
+    { id: 2, kind: ObjectKind.SYSV, size: 4000, pos: 0n, path: '', flags: 0o640, fdKind: 0, shmid: 7, uid: 65534, gid: 100 },
+    { id: 1, kind: ObjectKind.FILE, size: 0, pos: 77n, path: '/var/log/app.log', flags: 0o102001, fdKind: FdKind.FILE, shmid: 0, uid: 0, gid: 0 },
+    { id: 9, kind: ObjectKind.FILE, size: 0, pos: 0n, path: '/srv/a dir', flags: 0o200000, fdKind: FdKind.DIR, shmid: 0, uid: 0, gid: 0 },
+    { id: 10, kind: ObjectKind.FILE, size: 0, pos: 2n ** 63n, path: '/var/log/app.log', flags: 0o10000000, fdKind: FdKind.PATH, shmid: 0, uid: 0, gid: 0 },
   ]);
   decodesTo(plan);
 });
@@ -281,7 +282,7 @@ test('planTree: a group whose creator is in the tree but moved to another group 
 
 const HEADER_FIELDS = ['magic', 'version', 'total_size', 'header_size', 'task_count', 'object_count', 'strings_size', 'max_fd'];
 const TASK_FIELDS = [['pid', 0], ['ppid', 4], ['pgid', 8], ['sid', 12], ['flags', 16], ['nthreads', 20], ['exit_code', 24], ['exit_signal', 28]];
-const OBJECT_FIELDS = [['id', 0], ['kind', 4], ['size', 8], ['pos', 16], ['path', 24], ['flags', 28], ['fd_kind', 32], ['pad', 36]];
+const OBJECT_FIELDS = [['id', 0], ['kind', 4], ['size', 8], ['pos', 16], ['path', 24], ['flags', 28], ['fd_kind', 32], ['shmid', 36], ['uid', 40], ['gid', 44]];
 
 test('layout: TREE_SIZES, field offsets and constants match the structs of crm_plan.h', () => {
   const dir = mkdtempSync(join(tmpdir(), 'crm-tree-layout-'));
@@ -353,7 +354,7 @@ test('encodeTree: every field where crm_plan.h puts it', () => {
   assert.deepEqual(plan.tasks.map((t) => [t.pid, t.flags]), [[100, SL], [200, GL], [300, JOIN], [400, ZOMBIE], [500, JOIN], [650, HELPER | GL]]);
   const b = BASE;
   const strings = Buffer.from('\0/var/log/app.log\0/srv/dir\0', 'utf8');
-  assert.equal(b.length, 32 + 6 * 32 + 4 * 40 + strings.length);
+  assert.equal(b.length, 32 + 6 * 32 + 4 * 48 + strings.length);
   // header
   assert.deepEqual(HEADER_FIELDS.map((n, i) => (n === 'max_fd' ? b.readInt32LE(i * 4) : b.readUInt32LE(i * 4))),
     [TREE_MAGIC, TREE_VERSION, b.length, 32, 6, 4, strings.length, 12]);
@@ -386,7 +387,7 @@ test('encodeTree: every field where crm_plan.h puts it', () => {
   // a path used twice is stored once
   const twice = encodeTree(planTree([live(100, 1, 100, 100)], [], [BASE_FILES[0], { ...BASE_FILES[0], id: 2 }]));
   assert.equal(twice.readUInt32LE(HD('strings_size')), 1 + '/var/log/app.log'.length + 1);
-  assert.equal(twice.readUInt32LE(32 + 32 + 24), twice.readUInt32LE(32 + 32 + 40 + 24));
+  assert.equal(twice.readUInt32LE(32 + 32 + 24), twice.readUInt32LE(32 + 32 + 48 + 24));
   // a negative exit status or descriptor bound is written as such (the reader refuses it)
   const neg = encodeTree({ tasks: [task(1, 0, 1, 1, 0, { exitCode: -1, exitSignal: -2 })], objects: [], maxFd: -1 });
   assert.deepEqual([neg.readInt32LE(TK(0, 24)), neg.readInt32LE(TK(0, 28)), neg.readInt32LE(HD('max_fd'))], [-1, -2, -1]);
@@ -406,10 +407,10 @@ test('encodeTree: crmigrate-restore --print-tree decodes the same values', () =>
     'task pid=400 ppid=200 pgid=200 sid=100 flags=8 threads=0 exit=0/9',
     'task pid=500 ppid=100 pgid=650 sid=100 flags=4 threads=1 exit=0/0',
     'task pid=650 ppid=500 pgid=650 sid=100 flags=18 threads=0 exit=0/0',
-    'object id=1 kind=1 size=2097152 pos=0 path= flags=0',
-    'object id=2 kind=1 size=4096 pos=0 path= flags=0',
-    'object id=1 kind=2 size=0 pos=77 path=/var/log/app.log flags=102001',
-    'object id=5 kind=2 size=0 pos=3 path=/srv/dir flags=200000',
+    'object id=1 kind=1 size=2097152 pos=0 path= flags=0 shmid=0 uid=0 gid=0',
+    'object id=2 kind=1 size=4096 pos=0 path= flags=0 shmid=0 uid=0 gid=0',
+    'object id=1 kind=2 size=0 pos=77 path=/var/log/app.log flags=102001 shmid=0 uid=0 gid=0',
+    'object id=5 kind=2 size=0 pos=3 path=/srv/dir flags=200000 shmid=0 uid=0 gid=0',
     '',
   ].join('\n'));
   // the rest of the restore input may follow: --print-tree reads the section only
@@ -420,8 +421,8 @@ test('encodeTree: crmigrate-restore --print-tree decodes the same values', () =>
   decodesTo({
     tasks: [task(2147483647, 0, 2147483647, 2147483647, SL, { nthreads: 4097 }), task(1, 2147483647, 1, 2147483647, ZOMBIE | GL, { nthreads: 0, exitCode: 255, exitSignal: 64 })],
     objects: [
-      { id: 0xffffffff, kind: ObjectKind.SHMEM, size: 2 ** 40, pos: 0n, path: '', flags: 0, fdKind: 0 },
-      { id: 0xffffffff, kind: ObjectKind.FILE, size: 0, pos: 2n ** 64n - 1n, path: '/ünï côdé', flags: 0xffffffff, fdKind: FdKind.PATH },
+      { id: 0xffffffff, kind: ObjectKind.SHMEM, size: 2 ** 40, pos: 0n, path: '', flags: 0, fdKind: 0, shmid: 0, uid: 0, gid: 0 },
+      { id: 0xffffffff, kind: ObjectKind.FILE, size: 0, pos: 2n ** 64n - 1n, path: '/ünï côdé', flags: 0xffffffff, fdKind: FdKind.PATH, shmid: 0, uid: 0, gid: 0 },
     ],
     maxFd: (1 << 20) - 1,
   });
@@ -519,7 +520,10 @@ const DAMAGED = [
   ['shared memory of 1 TiB and a page', patched([[OB(0, 8), 'u64', 2n ** 40n + 4096n]]), /restore tree shared memory 1 has a bad size/],
   ['shared memory of 2^64 - 4096 bytes', patched([[OB(0, 8), 'u64', -4096n]]), /restore tree shared memory 1 has a bad size/],
   ['object kind 0', patched([[OB(0, 4), 'u32', 0]]), /restore tree object 1 has unknown kind 0/],
-  ['object kind 3', patched([[OB(3, 4), 'u32', 3]]), /restore tree object 5 has unknown kind 3/],
+  ['object kind 4', patched([[OB(3, 4), 'u32', 4]]), /restore tree object 5 has unknown kind 4/],
+  ['a System V segment with id -1', patched([[OB(0, 4), 'u32', 3], [OB(0, 36), 'u32', -1]]), /restore tree System V segment 1 is invalid/],
+  ['a System V segment with mode 01640', patched([[OB(0, 4), 'u32', 3], [OB(0, 28), 'u32', 0o1640]]), /restore tree System V segment 1 is invalid/],
+  ['a System V segment of size 0', patched([[OB(0, 4), 'u32', 3], [OB(0, 8), 'u64', 0]]), /restore tree shared memory 1 has a bad size/],
   ['shared file with the empty path', patched([[OB(2, 24), 'u32', 0]]), /restore tree shared file 1 has a bad path/],
   ['shared file with a relative path', patched([[OB(2, 24), 'u32', 2]]), /restore tree shared file 1 has a bad path/],
   ['shared file with a path past the string table', patched([[OB(3, 24), 'u32', BASE.length - STR]]), /restore tree shared file 5 has a bad path/],
