@@ -208,6 +208,39 @@ export class FrozenTree {
   }
 }
 
+// Every task we hold frozen, so that an interrupt (Ctrl-C, kill, hangup)
+// lets it go instead of leaving it stopped or with injected registers.
+const frozenTasks = new Set<FrozenTask>();
+let interruptPolicy: 'thaw' | 'hold' = 'thaw';
+let interruptHandlers = false;
+
+/** What an interrupt does to the frozen tasks: thaw (nothing happened) or,
+ * once a migration's commit may have happened, hold them stopped. */
+export function setInterruptPolicy(policy: 'thaw' | 'hold'): void {
+  interruptPolicy = policy;
+}
+
+function installInterruptHandlers(): void {
+  if (interruptHandlers) return;
+  interruptHandlers = true;
+  const codes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+  for (const sig of Object.keys(codes) as (keyof typeof codes)[]) {
+    process.on(sig, () => {
+      for (const t of [...frozenTasks]) {
+        try {
+          if (interruptPolicy === 'hold') t.holdStopped();
+          else t.thaw();
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+      const what = interruptPolicy === 'hold' ? 'the frozen processes are held stopped (see crmigrate resolve)' : 'the frozen processes carry on untouched';
+      process.stderr.write(`crmigrate: interrupted by ${sig}; ${what}\n`);
+      process.exit(codes[sig]);
+    });
+  }
+}
+
 export class FrozenTask {
   /** Registers at the freeze, untouched. */
   readonly rawRegs: Buffer;
@@ -218,6 +251,8 @@ export class FrozenTask {
   private constructor(readonly pid: number) {
     this.rawRegs = native.getRegs(pid);
     this.sigmask = native.getSigmask(pid);
+    frozenTasks.add(this);
+    installInterruptHandlers();
   }
 
   static freeze(pid: number): FrozenTask {
@@ -249,6 +284,7 @@ export class FrozenTask {
   private release(sig: number): void {
     if (!this.live) return;
     this.live = false;
+    frozenTasks.delete(this);
     if (this.touched) {
       native.setRegs(this.pid, resumeRegs(this.rawRegs, true).regs);
       native.setSigmask(this.pid, this.sigmask);
@@ -266,5 +302,6 @@ export class FrozenTask {
   /** The task is gone (killed with its process). */
   forget(): void {
     this.live = false;
+    frozenTasks.delete(this);
   }
 }

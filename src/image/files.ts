@@ -1,4 +1,5 @@
 // Where an image lives in a --dir, and the byte sink/source over a file.
+import { rmSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CrmError, ExitCode } from '../util/errors.js';
@@ -15,7 +16,12 @@ export async function prepareImageDir(dir: string): Promise<void> {
 
 /** Writes to <dir>/image.crm.partial; commit() makes it image.crm atomically. */
 export class ImageFileSink implements ByteSink {
-  private constructor(private readonly fh: FileHandle, private readonly dir: string) {}
+  // an interrupted dump (process.exit from a signal) leaves no partial image
+  private readonly onExit = (): void => rmSync(join(this.dir, `${IMAGE_FILE}.partial`), { force: true });
+
+  private constructor(private readonly fh: FileHandle, private readonly dir: string) {
+    process.on('exit', this.onExit);
+  }
 
   static async create(dir: string): Promise<ImageFileSink> {
     const fh = await open(join(dir, `${IMAGE_FILE}.partial`), 'w', 0o600);
@@ -36,6 +42,7 @@ export class ImageFileSink implements ByteSink {
     await this.fh.datasync();
     await this.fh.close();
     await rename(join(this.dir, `${IMAGE_FILE}.partial`), join(this.dir, IMAGE_FILE));
+    process.off('exit', this.onExit);
     const d = await open(this.dir, 'r');
     try {
       await d.sync();
@@ -47,6 +54,7 @@ export class ImageFileSink implements ByteSink {
   async discard(): Promise<void> {
     await this.fh.close().catch(() => undefined);
     await rm(join(this.dir, `${IMAGE_FILE}.partial`), { force: true });
+    process.off('exit', this.onExit);
   }
 }
 

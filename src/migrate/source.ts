@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { ClientChannel } from 'ssh2';
 import { CompressStream } from 'zstd-napi';
 import { dumpToSink, type Release } from '../dump/dump.js';
+import { setInterruptPolicy } from '../dump/freeze.js';
 import { checkTaskSupported } from '../resources/task.js';
 import { SshConnection } from '../transport/ssh.js';
 import { parseTarget, type TargetOptions } from '../transport/target.js';
@@ -128,6 +129,8 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
       // the frozen tree, for `crmigrate resolve` if the outcome is in doubt
       const tree = treeOf(pid).map(processRef);
       writeJournal('source', migrationId, { state: 'committing', pid, tree });
+      setInterruptPolicy('hold'); // from here an interrupt must not let the source copy run
+
       inDoubt = true;
       try {
         await send({ t: 'commit' });

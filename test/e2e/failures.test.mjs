@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { alive, assertPassed, crmigrate, TestProcess, treeOf, waitFor } from './harness.mjs';
+import { alive, assertPassed, CLI, crmigrate, TestProcess, treeOf, waitFor } from './harness.mjs';
 
 const EXIT = { UNSUPPORTED: 65, BAD_IMAGE: 66, NO_PROCESS: 67, PID_TAKEN: 68, MISSING_FILE: 69, USAGE: 64 };
 const oneLine = (stderr) => stderr.trim().split('\n').length === 1 && stderr.startsWith('crmigrate: ');
@@ -84,6 +84,29 @@ test('dump refuses a process another tracer holds, and leaves it to that tracer'
     assertPassed(assert, await p.verdict(), 'counter');
   } finally {
     tracer?.kill('SIGKILL');
+    p.cleanup();
+  }
+});
+
+test('a dump interrupted by SIGTERM lets the process go on untouched and leaves no image', async () => {
+  const p = new TestProcess('bench_mem', ['512'], { workdirArg: false });
+  try {
+    await p.ready();
+    const dump = spawn(process.execPath, [CLI, 'dump', String(p.pid), '--dir', p.imageDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    dump.stderr.on('data', (d) => { stderr += d; });
+    const exited = new Promise((resolve) => dump.on('close', (code) => resolve(code)));
+    await waitFor(() => statusOf(p.pid).TracerPid === String(dump.pid), 'the dump to freeze the process', 10000);
+    dump.kill('SIGTERM');
+    assert.equal(await exited, 143, stderr);
+    assert.ok(oneLine(stderr), stderr);
+    assert.match(stderr, /interrupted by SIGTERM; the frozen processes carry on untouched/);
+    const st = statusOf(p.pid);
+    assert.equal(st.TracerPid, '0', 'the process is still traced');
+    assert.ok(!/^t/.test(st.State), `the process is still stopped: ${st.State}`);
+    assert.deepEqual(existsSync(p.imageDir) ? readdirSync(p.imageDir) : [], [], 'image files left behind');
+    assertPassed(assert, await p.verdict(60000), 'bench_mem');
+  } finally {
     p.cleanup();
   }
 });
