@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BenchError, type BenchContext, type OptionValues, type Suite, type SuiteReport, type TargetResult } from './suite.js';
+import { treeOf } from '../util/procfs.js';
 import { alive, buildMaxrss, CLI, commOf, markdownTable, programPath, ROOT, runMeasured, runQuiet, waitFor } from './util.js';
 
 const PROGRAM = 'bench_tree';
@@ -88,35 +89,12 @@ function threadsOf(pid: number): number[] {
   }
 }
 
-/** Direct children of a process: the union of /proc/PID/task/TID/children over its threads. */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const tid of threadsOf(pid)) {
-    try {
-      for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/)) if (c) out.push(Number(c));
-    } catch {
-      /* the thread is gone */
-    }
-  }
-  return out;
-}
-
-/** `root` and every process below it (read recursively), parents first. */
-function treeOf(root: number): number[] {
-  const seen = new Set<number>();
-  const queue = [root];
-  while (queue.length) {
-    const pid = queue.shift()!;
-    if (seen.has(pid) || !existsSync(`/proc/${pid}`)) continue;
-    seen.add(pid);
-    queue.push(...childrenOf(pid));
-  }
-  return [...seen];
-}
+/** `root` and every process below it that still exists, parents first. */
+const liveTreeOf = (root: number): number[] => treeOf(root).filter((pid) => existsSync(`/proc/${pid}`));
 
 /** Every process of the tree with its thread IDs. */
 function snapshot(root: number): Map<number, number[]> {
-  return new Map(treeOf(root).map((pid) => [pid, threadsOf(pid)]));
+  return new Map(liveTreeOf(root).map((pid) => [pid, threadsOf(pid)]));
 }
 
 const threadCount = (snap: Map<number, number[]>): number => [...snap.values()].reduce((n, tids) => n + tids.length, 0);

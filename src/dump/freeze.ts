@@ -3,7 +3,7 @@
 import { native } from '../native/addon.js';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { readdirSync } from 'node:fs';
-import { parseStat, parseStatus, procPath, readProc } from '../util/procfs.js';
+import { childrenOf, parseStat, parseStatus, procPath, readProc } from '../util/procfs.js';
 
 export const SYS = {
   mmap: 9, munmap: 11, rt_sigaction: 13, getitimer: 36, brk: 12, sigaltstack: 131, restart_syscall: 219,
@@ -111,24 +111,6 @@ function statOf(pid: number): { state: string; ppid: number; pgid: number; sid: 
   } catch {
     return null;
   }
-}
-
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  let tids: string[];
-  try {
-    tids = readdirSync(procPath(pid, 'task'));
-  } catch {
-    return out;
-  }
-  for (const tid of tids) {
-    try {
-      for (const c of readProc(pid, `task/${tid}/children`).trim().split(/\s+/).filter(Boolean)) out.push(Number(c));
-    } catch {
-      /* thread gone */
-    }
-  }
-  return out;
 }
 
 /**

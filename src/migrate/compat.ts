@@ -7,7 +7,7 @@ import { hostname, release } from 'node:os';
 import { FdKind, VmaKind } from '../image/records.js';
 import { collectFds } from '../resources/files.js';
 import { collectVmas } from '../resources/memory.js';
-import { parseStat, parseStatus, readProc, readProcLink } from '../util/procfs.js';
+import { parseStat, parseStatus, readProc, readProcLink, treeOf } from '../util/procfs.js';
 import { VERSION } from '../version.js';
 import { PROTOCOL_VERSION, type Hello, type PreflightFile } from './protocol.js';
 
@@ -52,30 +52,6 @@ export interface PreflightRequest {
   uids: number[];
   gids: number[];
   files: PreflightFile[];
-}
-
-/** The processes of the tree under pid (zombies included), read from /proc. */
-export function treeOf(pid: number): number[] {
-  const out: number[] = [];
-  const visit = (p: number): void => {
-    if (out.includes(p)) return;
-    out.push(p);
-    let tids: string[] = [];
-    try {
-      tids = readdirSync(`/proc/${p}/task`);
-    } catch {
-      return;
-    }
-    for (const tid of tids) {
-      try {
-        for (const c of readProc(p, `task/${tid}/children`).trim().split(/\s+/).filter(Boolean)) visit(Number(c));
-      } catch {
-        /* gone meanwhile */
-      }
-    }
-  };
-  visit(pid);
-  return out;
 }
 
 /** What the process tree needs on the destination, read from /proc without freezing it. */

@@ -1,5 +1,5 @@
 // Reading /proc/PID files: one place for the parsing rules.
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { CrmError, ExitCode } from './errors.js';
 
 export const procPath = (pid: number, name: string): string => `/proc/${pid}/${name}`;
@@ -40,4 +40,30 @@ export function parseStatus(text: string): Map<string, string> {
 /** /proc/PID/fdinfo/N: "pos", "flags" (octal), "mnt_id", ... */
 export function parseFdinfo(text: string): Map<string, string> {
   return parseStatus(text);
+}
+
+/** The children of a process (made by any of its threads); [] once it is gone. */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  let tids: string[];
+  try {
+    tids = readdirSync(procPath(pid, 'task'));
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      for (const c of readProc(pid, `task/${tid}/children`).trim().split(/\s+/).filter(Boolean)) out.push(Number(c));
+    } catch {
+      /* thread gone */
+    }
+  }
+  return out;
+}
+
+/** A process and every process below it, the process first. */
+export function treeOf(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const c of childrenOf(out[i])) if (!out.includes(c)) out.push(c);
+  return out;
 }

@@ -4,17 +4,14 @@
 // refuses damaged plans cleanly (exit 1, one line on stderr) and never crashes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { CHUNK_END, CHUNK_PAGES, chunkHeader, encodePlan, PLAN_MAGIC, PLAN_VERSION, SIZES } from '../../dist/restore/plan-codec.js';
 import { TaskFlag } from '../../dist/restore/plan-model.js';
 import { FdKind, VmaKind, VmFlag } from '../../dist/image/records.js';
 import { BIN, buildPlan, RESTORE, TXT } from '../vectors/make-plan-vector.mjs';
+import { cValues, offsetLines } from './c-layout.mjs';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const VECTOR = readFileSync(BIN);
 
 /** Runs `crmigrate-restore --print-plan` with input on stdin; never rejects. */
@@ -328,15 +325,7 @@ test('vector: crmigrate-restore --print-plan prints exactly test/vectors/plan-v1
 // 3: TypeScript sizes and offsets against the C structs
 
 test('layout: SIZES and field offsets of plan-codec.ts match the structs of crm_plan.h', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'crm-plan-layout-'));
-  try {
-    const fields = (struct, names) => names.map((n) => `  P("${struct}.${n}", offsetof(struct ${struct}, ${n}));`).join('\n');
-    const src = `#include <stddef.h>
-#include <stdio.h>
-#include "crm_plan.h"
-#define P(name, v) printf("%s %llu\\n", name, (unsigned long long)(v))
-int main(void) {
-  P("sizeof.header", sizeof(struct crm_plan_header));
+  const c = cValues(`  P("sizeof.header", sizeof(struct crm_plan_header));
   P("sizeof.task", sizeof(struct crm_task));
   P("sizeof.vma", sizeof(struct crm_vma));
   P("sizeof.fd", sizeof(struct crm_fd));
@@ -363,65 +352,54 @@ int main(void) {
   P("const.vm_dontdump", CRM_VM_DONTDUMP); P("const.vm_wipeonfork", CRM_VM_WIPEONFORK); P("const.vm_hugepage", CRM_VM_HUGEPAGE);
   P("const.vm_nohugepage", CRM_VM_NOHUGEPAGE); P("const.vm_locked", CRM_VM_LOCKED); P("const.vm_dontexpand", CRM_VM_DONTEXPAND);
   P("const.vm_account", CRM_VM_ACCOUNT);
-${fields('crm_plan_header', HEADER_FIELDS)}
-${fields('crm_task', TASK_FIELDS.map(([n]) => n))}
-${fields('crm_vma', VMA_FIELDS.map(([n]) => n))}
-${fields('crm_fd', FD_FIELDS.map(([n]) => n))}
-${fields('crm_siginfo', ['shared', 'tid', 'raw'])}
-${fields('crm_thread', THREAD_FIELDS.map(([n]) => n))}
-${fields('crm_itimer', ITIMER_FIELDS.map(([n]) => n))}
-${fields('crm_chunk', ['addr', 'len', 'kind'])}
-  return 0;
-}
-`;
-    writeFileSync(join(dir, 'layout.c'), src);
-    execFileSync('cc', ['-std=c11', '-Wall', '-Werror', '-I', join(ROOT, 'native/include'), '-o', join(dir, 'layout'), join(dir, 'layout.c')], { stdio: 'pipe' });
-    const c = Object.fromEntries(execFileSync(join(dir, 'layout'), { encoding: 'utf8' }).trim().split('\n').map((l) => {
-      const [k, v] = l.split(' ');
-      return [k, Number(v)];
-    }));
+${offsetLines('crm_plan_header', HEADER_FIELDS)}
+${offsetLines('crm_task', TASK_FIELDS.map(([n]) => n))}
+${offsetLines('crm_vma', VMA_FIELDS.map(([n]) => n))}
+${offsetLines('crm_fd', FD_FIELDS.map(([n]) => n))}
+${offsetLines('crm_siginfo', ['shared', 'tid', 'raw'])}
+${offsetLines('crm_thread', THREAD_FIELDS.map(([n]) => n))}
+${offsetLines('crm_itimer', ITIMER_FIELDS.map(([n]) => n))}
+${offsetLines('crm_chunk', ['addr', 'len', 'kind'])}
+`);
 
-    assert.deepEqual(
-      { header: c['sizeof.header'], task: c['sizeof.task'], vma: c['sizeof.vma'], fd: c['sizeof.fd'], siginfo: c['sizeof.siginfo'], thread: c['sizeof.thread'] },
-      { ...SIZES },
-    );
-    assert.equal(c['sizeof.header'], HEADER_SIZE);
-    assert.equal(c['sizeof.task'], TASK_FIELDS.at(-1)[1] + TASK_FIELDS.at(-1)[2]);
-    assert.equal(c['sizeof.thread'], THREAD_FIELDS.at(-1)[1] + THREAD_FIELDS.at(-1)[2]);
-    assert.equal(c['const.max_threads'], 4096);
-    assert.equal(c['const.max_groups'], 64);
-    assert.equal(c['sizeof.creds'], SIZES.task - 3600);
-    assert.equal(c['sizeof.sigaction'], 32);
-    assert.equal(c['sizeof.itimer'], 32);
-    assert.equal(c['sizeof.chunk'], 16);
-    assert.equal(c['const.magic'], PLAN_MAGIC);
-    assert.equal(c['const.version'], PLAN_VERSION);
-    assert.equal(c['const.auxv_words'], 128);
-    assert.equal(c['const.nsig'], 64);
-    assert.equal(c['const.chunk_pages'], CHUNK_PAGES);
-    assert.equal(c['const.chunk_end'], CHUNK_END);
-    assert.deepEqual([c['const.vma_anon_private'], c['const.vma_anon_shared'], c['const.vma_file_private'], c['const.vma_file_shared'], c['const.vma_vdso'], c['const.vma_vvar']],
-      [VmaKind.ANON_PRIVATE, VmaKind.ANON_SHARED, VmaKind.FILE_PRIVATE, VmaKind.FILE_SHARED, VmaKind.VDSO, VmaKind.VVAR]);
-    assert.deepEqual([c['const.fd_file'], c['const.fd_dir'], c['const.fd_path']], [FdKind.FILE, FdKind.DIR, FdKind.PATH]);
-    assert.deepEqual([c['const.task_rseq'], c['const.task_session_leader'], c['const.task_group_leader']], [TaskFlag.RSEQ, TaskFlag.SESSION_LEADER, TaskFlag.GROUP_LEADER]);
-    assert.deepEqual(
-      ['growsdown', 'noreserve', 'dontfork', 'dontdump', 'wipeonfork', 'hugepage', 'nohugepage', 'locked', 'dontexpand', 'account'].map((n) => c[`const.vm_${n}`]),
-      [VmFlag.GROWSDOWN, VmFlag.NORESERVE, VmFlag.DONTFORK, VmFlag.DONTDUMP, VmFlag.WIPEONFORK, VmFlag.HUGEPAGE, VmFlag.NOHUGEPAGE, VmFlag.LOCKED, VmFlag.DONTEXPAND, VmFlag.ACCOUNT],
-    );
-    HEADER_FIELDS.forEach((n, i) => assert.equal(c[`crm_plan_header.${n}`], i * 4, `header.${n}`));
-    for (const [struct, table] of [['crm_task', TASK_FIELDS], ['crm_vma', VMA_FIELDS], ['crm_fd', FD_FIELDS], ['crm_itimer', ITIMER_FIELDS], ['crm_thread', THREAD_FIELDS]]) {
-      for (const [n, off] of table) assert.equal(c[`${struct}.${n}`], off, `${struct}.${n}`);
-    }
-    assert.deepEqual([c['crm_siginfo.shared'], c['crm_siginfo.tid'], c['crm_siginfo.raw']], [0, 4, 8]);
-    // struct crm_chunk against chunkHeader()
-    const ch = chunkHeader(CHUNK_PAGES, 0x7f0000001000, 0x3000);
-    assert.equal(ch.length, c['sizeof.chunk']);
-    assert.equal(ch.readBigUInt64LE(c['crm_chunk.addr']), 0x7f0000001000n);
-    assert.equal(ch.readUInt32LE(c['crm_chunk.len']), 0x3000);
-    assert.equal(ch.readUInt32LE(c['crm_chunk.kind']), CHUNK_PAGES);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  assert.deepEqual(
+    { header: c['sizeof.header'], task: c['sizeof.task'], vma: c['sizeof.vma'], fd: c['sizeof.fd'], siginfo: c['sizeof.siginfo'], thread: c['sizeof.thread'] },
+    { ...SIZES },
+  );
+  assert.equal(c['sizeof.header'], HEADER_SIZE);
+  assert.equal(c['sizeof.task'], TASK_FIELDS.at(-1)[1] + TASK_FIELDS.at(-1)[2]);
+  assert.equal(c['sizeof.thread'], THREAD_FIELDS.at(-1)[1] + THREAD_FIELDS.at(-1)[2]);
+  assert.equal(c['const.max_threads'], 4096);
+  assert.equal(c['const.max_groups'], 64);
+  assert.equal(c['sizeof.creds'], SIZES.task - 3600);
+  assert.equal(c['sizeof.sigaction'], 32);
+  assert.equal(c['sizeof.itimer'], 32);
+  assert.equal(c['sizeof.chunk'], 16);
+  assert.equal(c['const.magic'], PLAN_MAGIC);
+  assert.equal(c['const.version'], PLAN_VERSION);
+  assert.equal(c['const.auxv_words'], 128);
+  assert.equal(c['const.nsig'], 64);
+  assert.equal(c['const.chunk_pages'], CHUNK_PAGES);
+  assert.equal(c['const.chunk_end'], CHUNK_END);
+  assert.deepEqual([c['const.vma_anon_private'], c['const.vma_anon_shared'], c['const.vma_file_private'], c['const.vma_file_shared'], c['const.vma_vdso'], c['const.vma_vvar']],
+    [VmaKind.ANON_PRIVATE, VmaKind.ANON_SHARED, VmaKind.FILE_PRIVATE, VmaKind.FILE_SHARED, VmaKind.VDSO, VmaKind.VVAR]);
+  assert.deepEqual([c['const.fd_file'], c['const.fd_dir'], c['const.fd_path']], [FdKind.FILE, FdKind.DIR, FdKind.PATH]);
+  assert.deepEqual([c['const.task_rseq'], c['const.task_session_leader'], c['const.task_group_leader']], [TaskFlag.RSEQ, TaskFlag.SESSION_LEADER, TaskFlag.GROUP_LEADER]);
+  assert.deepEqual(
+    ['growsdown', 'noreserve', 'dontfork', 'dontdump', 'wipeonfork', 'hugepage', 'nohugepage', 'locked', 'dontexpand', 'account'].map((n) => c[`const.vm_${n}`]),
+    [VmFlag.GROWSDOWN, VmFlag.NORESERVE, VmFlag.DONTFORK, VmFlag.DONTDUMP, VmFlag.WIPEONFORK, VmFlag.HUGEPAGE, VmFlag.NOHUGEPAGE, VmFlag.LOCKED, VmFlag.DONTEXPAND, VmFlag.ACCOUNT],
+  );
+  HEADER_FIELDS.forEach((n, i) => assert.equal(c[`crm_plan_header.${n}`], i * 4, `header.${n}`));
+  for (const [struct, table] of [['crm_task', TASK_FIELDS], ['crm_vma', VMA_FIELDS], ['crm_fd', FD_FIELDS], ['crm_itimer', ITIMER_FIELDS], ['crm_thread', THREAD_FIELDS]]) {
+    for (const [n, off] of table) assert.equal(c[`${struct}.${n}`], off, `${struct}.${n}`);
   }
+  assert.deepEqual([c['crm_siginfo.shared'], c['crm_siginfo.tid'], c['crm_siginfo.raw']], [0, 4, 8]);
+  // struct crm_chunk against chunkHeader()
+  const ch = chunkHeader(CHUNK_PAGES, 0x7f0000001000, 0x3000);
+  assert.equal(ch.length, c['sizeof.chunk']);
+  assert.equal(ch.readBigUInt64LE(c['crm_chunk.addr']), 0x7f0000001000n);
+  assert.equal(ch.readUInt32LE(c['crm_chunk.len']), 0x3000);
+  assert.equal(ch.readUInt32LE(c['crm_chunk.kind']), CHUNK_PAGES);
 });
 
 // ---------------------------------------------------------------------------
@@ -744,22 +722,32 @@ const THREAD_RULES = [
   { name: 'rseq_len 4096 in a thread', edits: [[TH0(0, 252), 4, 4096]], spec: null },
 ];
 
+/**
+ * One rule of the C reader against the model: both refuse (one line naming
+ * the cause, on stderr) or both accept; `accepted` checks the decoded plan.
+ */
+async function checkRule(r, { emptyStdoutOnRefusal, accepted }) {
+  const b = patched(r.edits);
+  assert.equal(specReject(b), r.spec);
+  const out = await printPlan(b);
+  assert.equal(out.signal, null);
+  if (r.spec) {
+    assert.equal(out.status, 1, `accepted: ${out.stdout.split('\n')[0]}`);
+    assert.match(out.stderr, /^crmigrate-restore: [^\n]+\n$/);
+    assert.match(out.stderr, r.c);
+    if (emptyStdoutOnRefusal) assert.equal(out.stdout, '');
+  } else {
+    assert.equal(out.stderr, '');
+    assert.equal(out.status, 0);
+    accepted(out, b);
+  }
+}
+
 for (const r of THREAD_RULES) {
-  test(`threads: ${r.spec ? 'refuses' : 'accepts'} ${r.name}`, async () => {
-    const b = patched(r.edits);
-    assert.equal(specReject(b), r.spec);
-    const out = await printPlan(b);
-    assert.equal(out.signal, null);
-    if (r.spec) {
-      assert.equal(out.status, 1, `accepted: ${out.stdout.split('\n')[0]}`);
-      assert.match(out.stderr, /^crmigrate-restore: [^\n]+\n$/);
-      assert.match(out.stderr, r.c);
-    } else {
-      assert.equal(out.stderr, '');
-      assert.equal(out.status, 0);
-      assert.match(out.stdout, new RegExp(`\\nxsave 832 bytes x ${1 + b.readUInt32LE(HO('thread_count'))}\\n$`));
-    }
-  });
+  test(`threads: ${r.spec ? 'refuses' : 'accepts'} ${r.name}`, () => checkRule(r, {
+    emptyStdoutOnRefusal: false,
+    accepted: (out, b) => assert.match(out.stdout, new RegExp(`\\nxsave 832 bytes x ${1 + b.readUInt32LE(HO('thread_count'))}\\n$`)),
+  }));
 }
 
 // ---------------------------------------------------------------------------
@@ -785,24 +773,14 @@ const OBJECT_RULES = [
 ];
 
 for (const r of OBJECT_RULES) {
-  test(`vma objects: ${r.spec ? 'refuses' : 'accepts'} ${r.name}`, async () => {
-    const b = patched(r.edits);
-    assert.equal(specReject(b), r.spec);
-    const out = await printPlan(b);
-    assert.equal(out.signal, null);
-    if (r.spec) {
-      assert.equal(out.status, 1, `accepted: ${out.stdout.split('\n')[0]}`);
-      assert.match(out.stderr, /^crmigrate-restore: [^\n]+\n$/);
-      assert.match(out.stderr, r.c);
-      assert.equal(out.stdout, '');
-    } else {
-      assert.equal(out.stderr, '');
-      assert.equal(out.status, 0);
+  test(`vma objects: ${r.spec ? 'refuses' : 'accepts'} ${r.name}`, () => checkRule(r, {
+    emptyStdoutOnRefusal: true,
+    accepted: (out) => {
       // the object ids as written
       const vmaLines = out.stdout.split('\n').filter((l) => l.startsWith('vma '));
       for (const [off, , v] of r.edits) {
         if ((off - L.vma_offset) % SIZES.vma === 44) assert.match(vmaLines[Math.floor((off - L.vma_offset) / SIZES.vma)], new RegExp(` object=${v} `));
       }
-    }
-  });
+    },
+  }));
 }

@@ -7,17 +7,14 @@
 // same values, and refuse a damaged section cleanly (exit 1, one line on stderr).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { ObjectKind, planTree, TreeFlag, treePids } from '../../dist/resources/tree.js';
 import { encodeTree, TREE_MAGIC, TREE_SIZES, TREE_VERSION } from '../../dist/restore/plan-codec.js';
 import { FdKind } from '../../dist/image/records.js';
 import { BIN, RESTORE } from '../vectors/make-plan-vector.mjs';
+import { cValues, offsetLines } from './c-layout.mjs';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const { SESSION_LEADER: SL, GROUP_LEADER: GL, JOIN_GROUP: JOIN, ZOMBIE, HELPER } = TreeFlag;
 
 /** A live PROCESS record (single-threaded unless tids are given). */
@@ -285,15 +282,7 @@ const TASK_FIELDS = [['pid', 0], ['ppid', 4], ['pgid', 8], ['sid', 12], ['flags'
 const OBJECT_FIELDS = [['id', 0], ['kind', 4], ['size', 8], ['pos', 16], ['path', 24], ['flags', 28], ['fd_kind', 32], ['shmid', 36], ['uid', 40], ['gid', 44]];
 
 test('layout: TREE_SIZES, field offsets and constants match the structs of crm_plan.h', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'crm-tree-layout-'));
-  try {
-    const fields = (struct, names) => names.map((n) => `  P("${struct}.${n}", offsetof(struct ${struct}, ${n}));`).join('\n');
-    const src = `#include <stddef.h>
-#include <stdio.h>
-#include "crm_plan.h"
-#define P(name, v) printf("%s %llu\\n", name, (unsigned long long)(v))
-int main(void) {
-  P("sizeof.header", sizeof(struct crm_tree_header));
+  const c = cValues(`  P("sizeof.header", sizeof(struct crm_tree_header));
   P("sizeof.task", sizeof(struct crm_tree_task));
   P("sizeof.object", sizeof(struct crm_object));
   P("const.magic", CRM_TREE_MAGIC);
@@ -301,29 +290,18 @@ int main(void) {
   P("const.session_leader", CRM_TREE_SESSION_LEADER); P("const.group_leader", CRM_TREE_GROUP_LEADER);
   P("const.join_group", CRM_TREE_JOIN_GROUP); P("const.zombie", CRM_TREE_ZOMBIE); P("const.helper", CRM_TREE_HELPER);
   P("const.obj_shmem", CRM_OBJ_SHMEM); P("const.obj_file", CRM_OBJ_FILE);
-${fields('crm_tree_header', HEADER_FIELDS)}
-${fields('crm_tree_task', TASK_FIELDS.map(([n]) => n))}
-${fields('crm_object', OBJECT_FIELDS.map(([n]) => n))}
-  return 0;
-}
-`;
-    writeFileSync(join(dir, 'layout.c'), src);
-    execFileSync('cc', ['-std=c11', '-Wall', '-Werror', '-I', join(ROOT, 'native/include'), '-o', join(dir, 'layout'), join(dir, 'layout.c')], { stdio: 'pipe' });
-    const c = Object.fromEntries(execFileSync(join(dir, 'layout'), { encoding: 'utf8' }).trim().split('\n').map((l) => {
-      const [k, v] = l.split(' ');
-      return [k, Number(v)];
-    }));
-    assert.deepEqual({ header: c['sizeof.header'], task: c['sizeof.task'], object: c['sizeof.object'] }, { ...TREE_SIZES });
-    assert.equal(c['const.magic'], TREE_MAGIC);
-    assert.equal(c['const.version'], TREE_VERSION);
-    assert.deepEqual(['session_leader', 'group_leader', 'join_group', 'zombie', 'helper'].map((n) => c[`const.${n}`]), [SL, GL, JOIN, ZOMBIE, HELPER]);
-    assert.deepEqual([c['const.obj_shmem'], c['const.obj_file']], [ObjectKind.SHMEM, ObjectKind.FILE]);
-    HEADER_FIELDS.forEach((n, i) => assert.equal(c[`crm_tree_header.${n}`], i * 4, `header.${n}`));
-    for (const [n, off] of TASK_FIELDS) assert.equal(c[`crm_tree_task.${n}`], off, `crm_tree_task.${n}`);
-    for (const [n, off] of OBJECT_FIELDS) assert.equal(c[`crm_object.${n}`], off, `crm_object.${n}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+${offsetLines('crm_tree_header', HEADER_FIELDS)}
+${offsetLines('crm_tree_task', TASK_FIELDS.map(([n]) => n))}
+${offsetLines('crm_object', OBJECT_FIELDS.map(([n]) => n))}
+`);
+  assert.deepEqual({ header: c['sizeof.header'], task: c['sizeof.task'], object: c['sizeof.object'] }, { ...TREE_SIZES });
+  assert.equal(c['const.magic'], TREE_MAGIC);
+  assert.equal(c['const.version'], TREE_VERSION);
+  assert.deepEqual(['session_leader', 'group_leader', 'join_group', 'zombie', 'helper'].map((n) => c[`const.${n}`]), [SL, GL, JOIN, ZOMBIE, HELPER]);
+  assert.deepEqual([c['const.obj_shmem'], c['const.obj_file']], [ObjectKind.SHMEM, ObjectKind.FILE]);
+  HEADER_FIELDS.forEach((n, i) => assert.equal(c[`crm_tree_header.${n}`], i * 4, `header.${n}`));
+  for (const [n, off] of TASK_FIELDS) assert.equal(c[`crm_tree_task.${n}`], off, `crm_tree_task.${n}`);
+  for (const [n, off] of OBJECT_FIELDS) assert.equal(c[`crm_object.${n}`], off, `crm_object.${n}`);
 });
 
 // The section the next tests take apart:
