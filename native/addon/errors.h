@@ -8,13 +8,18 @@
 namespace crm {
 
 // Throws Error("<what>: <strerror> (<ENAME>)") carrying .errno and .code.
-inline void ThrowErrno(Napi::Env env, const std::string &what, int err) {
+/* "what: strerror (ENAME)" with .errno and .code, as JavaScript sees system errors. */
+inline Napi::Error ErrnoError(Napi::Env env, const std::string &what, int err) {
   const char *name = strerrorname_np(err);
   Napi::Error e = Napi::Error::New(
       env, what + ": " + std::strerror(err) + " (" + (name ? name : "E?") + ")");
   e.Set("errno", Napi::Number::New(env, err));
   e.Set("code", Napi::String::New(env, name ? name : "EUNKNOWN"));
-  e.ThrowAsJavaScriptException();
+  return e;
+}
+
+inline void ThrowErrno(Napi::Env env, const std::string &what, int err) {
+  ErrnoError(env, what, err).ThrowAsJavaScriptException();
 }
 
 inline uint64_t ToU64(const Napi::Value &v) {

@@ -142,10 +142,7 @@ class ReadRangesWorker : public Napi::AsyncWorker {
 
   void OnError(const Napi::Error &e) override {
     if (err_) {
-      const char *name = strerrorname_np(err_);
-      Napi::Error er = Napi::Error::New(Env(), where_ + ": " + std::strerror(err_) + " (" + (name ? name : "E?") + ")");
-      er.Set("code", Napi::String::New(Env(), name ? name : "EUNKNOWN"));
-      deferred_.Reject(er.Value());
+      deferred_.Reject(ErrnoError(Env(), where_, err_).Value());
     } else {
       deferred_.Reject(e.Value());
     }
@@ -342,13 +339,7 @@ class WriteAllWorker : public Napi::AsyncWorker {
 
   void OnOK() override { deferred_.Resolve(Env().Undefined()); }
 
-  void OnError(const Napi::Error &) override {
-    const char *name = strerrorname_np(err_);
-    Napi::Error er = Napi::Error::New(Env(), std::string("write: ") + std::strerror(err_) + " (" + (name ? name : "E?") + ")");
-    er.Set("code", Napi::String::New(Env(), name ? name : "EUNKNOWN"));
-    er.Set("errno", Napi::Number::New(Env(), err_));
-    deferred_.Reject(er.Value());
-  }
+  void OnError(const Napi::Error &) override { deferred_.Reject(ErrnoError(Env(), "write", err_).Value()); }
 
  private:
   Napi::Promise::Deferred deferred_;

@@ -191,7 +191,3 @@ uint32_t Crc32c(uint32_t crc, const void *data, size_t len) {
   c = have_hw ? crc_hw(c, data, len) : crc_table(c, data, len);
   return ~c;
 }
-
-uint32_t Crc32cPortable(uint32_t crc, const void *data, size_t len) {
-  return ~crc_table(~crc, data, len);
-}

@@ -7,8 +7,6 @@
 extern "C" {
 #endif
 uint32_t Crc32c(uint32_t crc, const void *data, size_t len);
-/* The same value computed without the crc32 instruction (for tests). */
-uint32_t Crc32cPortable(uint32_t crc, const void *data, size_t len);
 #ifdef __cplusplus
 }
 #endif

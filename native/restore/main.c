@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -122,7 +121,7 @@ static void plan_specials(const struct plan *p, const struct premap *pm, struct 
   a->nspecial = 2 * nt;
 }
 
-/* Closes every descriptor except the sorted, distinct ones in keep[]. */
+/* Closes every descriptor except the rising, distinct ones in keep[]. */
 static void close_all_but(const int *keep, int n) {
   unsigned lo = 0;
   for (int i = 0; i < n; i++) {
@@ -131,8 +130,6 @@ static void close_all_but(const int *keep, int n) {
   }
   syscall(SYS_close_range, lo, ~0U, 0);
 }
-
-static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
 /* A task of the tree, once it is its turn: reads its plan and pages from
  * stdin, becomes the task and jumps into the restorer blob. Never returns. */
@@ -158,12 +155,12 @@ static __attribute__((noreturn)) void become_task(struct tree *tr, struct tree_c
   uint32_t nobj = tr->hdr->object_count;
   int *keep = calloc(nobj + 2, sizeof *keep);
   if (!keep) die("out of memory");
+  /* in rising order: the object fds (made rising, below fd_base), then ours */
   int nkeep = 0;
-  keep[nkeep++] = in_fd;
-  keep[nkeep++] = err_fd;
   for (uint32_t i = 0; i < nobj; i++)
     if (tr->object_fd[i] >= 0) keep[nkeep++] = tr->object_fd[i];
-  qsort(keep, (size_t)nkeep, sizeof *keep, cmp_int);
+  keep[nkeep++] = in_fd;
+  keep[nkeep++] = err_fd;
   close_all_but(keep, nkeep);
   free(keep);
 
@@ -296,6 +293,9 @@ static struct traced *g_traced;
 static uint32_t g_ntraced, g_cap;
 static pid_t g_root;
 
+/* A fatal error once tasks exist: report it, then discard the tree. */
+#define abandon(...) discard((report(__VA_ARGS__), 1))
+
 /* Kills every task we know of (the rest die with us: PTRACE_O_EXITKILL)
  * and reaps what we can for a moment, so their PIDs are free again. */
 static __attribute__((noreturn)) void discard(int code) {
@@ -328,15 +328,15 @@ static long inject(pid_t tid, const struct user_regs_struct *base, uint64_t insn
   r.orig_rax = (unsigned long long)-1;
   r.rdi = (unsigned long long)a1;
   r.rsi = (unsigned long long)a2;
-  if (ptrace(PTRACE_SETREGS, tid, 0, &r)) discard((report("ptrace(SETREGS) of %d: %s", tid, strerror(errno)), 1));
+  if (ptrace(PTRACE_SETREGS, tid, 0, &r)) abandon("ptrace(SETREGS) of %d: %s", tid, strerror(errno));
   for (int i = 0; i < 2; i++) {
     int st;
-    if (ptrace(PTRACE_SYSCALL, tid, 0, 0)) discard((report("ptrace(SYSCALL) of %d: %s", tid, strerror(errno)), 1));
-    if (wait_tid(tid, &st)) discard((report("waitpid(%d): %s", tid, strerror(errno)), 1));
-    if (!WIFSTOPPED(st)) discard((report("restored task %d ended while it was being finished", tid), 1));
-    if (WSTOPSIG(st) != (SIGTRAP | 0x80)) discard((report("unexpected stop 0x%x while finishing the restore", st), 1));
+    if (ptrace(PTRACE_SYSCALL, tid, 0, 0)) abandon("ptrace(SYSCALL) of %d: %s", tid, strerror(errno));
+    if (wait_tid(tid, &st)) abandon("waitpid(%d): %s", tid, strerror(errno));
+    if (!WIFSTOPPED(st)) abandon("restored task %d ended while it was being finished", tid);
+    if (WSTOPSIG(st) != (SIGTRAP | 0x80)) abandon("unexpected stop 0x%x while finishing the restore", st);
   }
-  if (ptrace(PTRACE_GETREGS, tid, 0, &r)) discard((report("ptrace(GETREGS) of %d: %s", tid, strerror(errno)), 1));
+  if (ptrace(PTRACE_GETREGS, tid, 0, &r)) abandon("ptrace(GETREGS) of %d: %s", tid, strerror(errno));
   return (long)r.rax;
 }
 
@@ -376,7 +376,7 @@ static void trace_tree(const struct tree *tr, struct tree_ctl *ctl, uint32_t nth
     pid_t tid = waitpid(-1, &st, __WALL);
     if (tid < 0) {
       if (errno == EINTR) continue;
-      discard((report("waitpid: %s", strerror(errno)), 1));
+      abandon("waitpid: %s", strerror(errno));
     }
     if (!WIFSTOPPED(st)) {
       if (expected_exit(tr, tid, st)) {
@@ -390,7 +390,7 @@ static void trace_tree(const struct tree *tr, struct tree_ctl *ctl, uint32_t nth
     }
     struct traced *t = find_traced(tid);
     if (!t) {
-      if (g_ntraced == g_cap) discard((report("restored tree made more tasks or threads than it had"), 1));
+      if (g_ntraced == g_cap) abandon("restored tree made more tasks or threads than it had");
       t = &g_traced[g_ntraced++];
       memset(t, 0, sizeof *t);
       t->tid = tid;
@@ -400,24 +400,24 @@ static void trace_tree(const struct tree *tr, struct tree_ctl *ctl, uint32_t nth
     if (sig == (SIGTRAP | 0x80)) {
       if (t->phase == 2) {
         t->phase = 3;
-        if (ptrace(PTRACE_GETREGS, tid, 0, &t->regs)) discard((report("ptrace(GETREGS) of %d: %s", tid, strerror(errno)), 1));
+        if (ptrace(PTRACE_GETREGS, tid, 0, &t->regs)) abandon("ptrace(GETREGS) of %d: %s", tid, strerror(errno));
         done++;
         continue; /* held here until the commit */
       }
       if (t->phase == 1) t->phase = 2;
     } else if (sig == SIGSTOP && event == 0 && t->phase == 0) {
       struct user_regs_struct r;
-      if (ptrace(PTRACE_GETREGS, tid, 0, &r)) discard((report("ptrace(GETREGS) of %d: %s", tid, strerror(errno)), 1));
+      if (ptrace(PTRACE_GETREGS, tid, 0, &r)) abandon("ptrace(GETREGS) of %d: %s", tid, strerror(errno));
       t->insn = r.rip - 2;
       errno = 0;
       long word = ptrace(PTRACE_PEEKTEXT, tid, (void *)t->insn, 0);
-      if (errno || (word & 0xffff) != 0x050f) discard((report("restorer of %d stopped at an unexpected place", tid), 1));
+      if (errno || (word & 0xffff) != 0x050f) abandon("restorer of %d stopped at an unexpected place", tid);
       t->phase = 1;
       resume = PTRACE_SYSCALL; /* suppress SIGSTOP, stop at rt_sigreturn */
     } else if (event == 0) {
       deliver = sig; /* a signal for the task (SIGCHLD of a zombie): let it through */
     }
-    if (ptrace((enum __ptrace_request)resume, tid, 0, (void *)deliver)) discard((report("ptrace(resume %d): %s", tid, strerror(errno)), 1));
+    if (ptrace((enum __ptrace_request)resume, tid, 0, (void *)deliver)) abandon("ptrace(resume %d): %s", tid, strerror(errno));
   }
 }
 
@@ -425,10 +425,10 @@ static void trace_tree(const struct tree *tr, struct tree_ctl *ctl, uint32_t nth
  * blob's own syscall instruction (execution never comes back to it). */
 static void unmap_region(pid_t pid, const struct tree_ctl *ctl, uint32_t idx) {
   struct traced *t = find_traced(pid);
-  if (!t || t->phase != 3) discard((report("task %d has no stopped main thread", pid), 1));
+  if (!t || t->phase != 3) abandon("task %d has no stopped main thread", pid);
   long ur = inject(pid, &t->regs, t->insn, SYS_munmap, (long)ctl->region[idx].start, (long)ctl->region[idx].len);
-  if (ur < 0) discard((report("unmapping the bootstrap region of %d: %s", pid, strerror((int)-ur)), 1));
-  if (ptrace(PTRACE_SETREGS, pid, 0, &t->regs)) discard((report("ptrace(SETREGS) of %d", pid), 1));
+  if (ur < 0) abandon("unmapping the bootstrap region of %d: %s", pid, strerror((int)-ur));
+  if (ptrace(PTRACE_SETREGS, pid, 0, &t->regs)) abandon("ptrace(SETREGS) of %d", pid);
 }
 
 static void usage(void) {
@@ -474,6 +474,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   setvbuf(stdout, NULL, _IONBF, 0);
+  /* Every PID before anything is made (System V ids, pages read from the
+   * stream); clone3 checks each again when it takes it. */
   for (uint32_t i = 0; i < tr.hdr->task_count; i++) {
     char proc[64];
     struct stat st;
@@ -507,8 +509,8 @@ int main(int argc, char **argv) {
   g_root = (pid_t)r;
   close(sync[0]);
   long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK;
-  if (ptrace(PTRACE_SEIZE, g_root, 0, (void *)opts)) discard((report("ptrace(SEIZE) of the new root: %s", strerror(errno)), 1));
-  if (write(sync[1], "s", 1) != 1) discard((report("cannot wake the new root"), 1));
+  if (ptrace(PTRACE_SEIZE, g_root, 0, (void *)opts)) abandon("ptrace(SEIZE) of the new root: %s", strerror(errno));
+  if (write(sync[1], "s", 1) != 1) abandon("cannot wake the new root");
   close(sync[1]);
 
   trace_tree(&tr, ctl, nthreads);
@@ -527,14 +529,14 @@ int main(int argc, char **argv) {
     struct traced *t = &g_traced[i];
     if (t->phase != 3) continue;
     if (ptrace(PTRACE_GETSIGMASK, t->tid, (void *)8, &t->blocked) || ptrace(PTRACE_SETSIGMASK, t->tid, (void *)8, &all))
-      discard((report("ptrace(SETSIGMASK) of thread %d: %s", t->tid, strerror(errno)), 1));
+      abandon("ptrace(SETSIGMASK) of thread %d: %s", t->tid, strerror(errno));
   }
   for (uint32_t i = 0; i < tr.hdr->task_count; i++)
-    if (tree_live_index(&tr, i) >= 0) unmap_region(tr.tasks[i].pid, ctl, i);
+    if (tree_is_live(&tr, i)) unmap_region(tr.tasks[i].pid, ctl, i);
   for (uint32_t i = 0; i < g_ntraced; i++)
-    if (g_traced[i].phase == 3 && ptrace(PTRACE_SETSIGMASK, g_traced[i].tid, (void *)8, &g_traced[i].blocked)) discard((report("ptrace(SETSIGMASK)"), 1));
+    if (g_traced[i].phase == 3 && ptrace(PTRACE_SETSIGMASK, g_traced[i].tid, (void *)8, &g_traced[i].blocked)) abandon("ptrace(SETSIGMASK)");
   for (uint32_t i = 0; i < g_ntraced; i++)
-    if (g_traced[i].phase == 3 && ptrace(PTRACE_DETACH, g_traced[i].tid, 0, 0)) discard((report("ptrace(DETACH) of %d: %s", g_traced[i].tid, strerror(errno)), 1));
+    if (g_traced[i].phase == 3 && ptrace(PTRACE_DETACH, g_traced[i].tid, 0, 0)) abandon("ptrace(DETACH) of %d: %s", g_traced[i].tid, strerror(errno));
   printf("RUNNING %d\n", g_root);
   return 0;
 }

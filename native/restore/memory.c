@@ -206,20 +206,21 @@ static void write_protected(int *mem_fd, uint64_t dst, int in_fd, uint32_t len) 
   }
 }
 
+int next_chunk(int in_fd, struct crm_chunk *c) {
+  int r = read_full(in_fd, c, sizeof *c);
+  if (r == 1) die("page stream ended before its end marker (image incomplete)");
+  if (r < 0) die_errno("reading the page stream");
+  if (c->kind == CRM_CHUNK_END) return 0;
+  if (c->kind != CRM_CHUNK_PAGES) die("page stream has an unknown chunk kind %u", c->kind);
+  if (c->len == 0 || c->len > CRM_CHUNK_MAX || c->len % PAGE_SIZE_BYTES || c->addr % PAGE_SIZE_BYTES)
+    die("page stream chunk at %llx has a bad length %u", (unsigned long long)c->addr, c->len);
+  return 1;
+}
+
 void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
   int mem_fd = -1;
-  for (;;) {
-    struct crm_chunk c;
-    int r = read_full(in_fd, &c, sizeof c);
-    if (r == 1) die("page stream ended before its end marker (image incomplete)");
-    if (r < 0) die_errno("reading the page stream");
-    if (c.kind == CRM_CHUNK_END) {
-      if (mem_fd >= 0) close(mem_fd);
-      return;
-    }
-    if (c.kind != CRM_CHUNK_PAGES) die("page stream has an unknown chunk kind %u", c.kind);
-    if (c.len == 0 || c.len > CRM_CHUNK_MAX || c.len % PAGE_SIZE_BYTES || c.addr % PAGE_SIZE_BYTES)
-      die("page stream chunk at %llx has a bad length %u", (unsigned long long)c.addr, c.len);
+  struct crm_chunk c;
+  while (next_chunk(in_fd, &c)) {
     int i = find_vma(p, c.addr, c.len);
     if (i < 0 || !pm->addr[i] || p->vmas[i].kind == CRM_VMA_FILE_SHARED || p->vmas[i].kind == CRM_VMA_ANON_SHARED)
       die("page stream chunk %llx+%u lies outside any private mapping", (unsigned long long)c.addr, c.len);
@@ -234,4 +235,5 @@ void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
     (void)madvise(dst, c.len, MADV_POPULATE_WRITE);
     if (read_full(in_fd, dst, c.len)) die("page stream truncated inside the chunk at %llx", (unsigned long long)c.addr);
   }
+  if (mem_fd >= 0) close(mem_fd);
 }

@@ -25,6 +25,9 @@ struct premap {
  * maps every target VMA in it; bootstrap_len bytes at its end are left for
  * the restorer. */
 void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstrap_len, struct premap *pm);
+/* The next chunk header of the page stream, checked: 1 for pages (len bytes
+ * follow), 0 for CRM_CHUNK_END; dies on anything else. */
+int next_chunk(int in_fd, struct crm_chunk *c);
 /* Reads the page stream into the premapped memory until CRM_CHUNK_END. */
 void fill_pages(const struct plan *p, const struct premap *pm, int in_fd);
 /* Lists our own mappings, sorted. */

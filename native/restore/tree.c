@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
-#include <linux/sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "memory.h"
 #include "util.h"
 
 #define FAIL(...)                            \
@@ -42,6 +42,8 @@ int tree_find(const struct tree *t, int32_t pid) {
 }
 
 static int exits(const struct crm_tree_task *k) { return (k->flags & (CRM_TREE_ZOMBIE | CRM_TREE_HELPER)) != 0; }
+
+int tree_is_live(const struct tree *t, uint32_t idx) { return !exits(&t->tasks[idx]); }
 
 int tree_live_index(const struct tree *t, uint32_t idx) {
   if (idx >= t->hdr->task_count || exits(&t->tasks[idx])) return -1;
@@ -88,9 +90,8 @@ int tree_parse(uint8_t *buf, size_t size, struct tree *t, char *err, size_t errl
         FAIL("restore tree zombie %d has an invalid exit status", k->pid);
       if (i == 0) FAIL("restore tree root cannot be a zombie or helper");
       t->nexiting++;
-    } else {
-      if (k->nthreads < 1 || k->nthreads > CRM_MAX_THREADS + 1) FAIL("restore tree task %d has %u threads", k->pid, k->nthreads);
-      t->nlive++;
+    } else if (k->nthreads < 1 || k->nthreads > CRM_MAX_THREADS + 1) {
+      FAIL("restore tree task %d has %u threads", k->pid, k->nthreads);
     }
     if (i > 0) {
       int parent = -1;
@@ -156,12 +157,9 @@ int tree_object_fd(const struct tree *t, uint32_t id) {
 /* The pages of one shared memory object, until CRM_CHUNK_END. */
 static void fill_object(const struct crm_object *o, uint8_t *map, int in_fd) {
   uint64_t size = page_up(o->size);
-  for (;;) {
-    struct crm_chunk c;
-    if (read_full(in_fd, &c, sizeof c)) die("page stream of shared memory %u ended early", o->id);
-    if (c.kind == CRM_CHUNK_END) return;
-    if (c.kind != CRM_CHUNK_PAGES || c.len == 0 || c.len > CRM_CHUNK_MAX || c.len % PAGE_SIZE_BYTES || c.addr % PAGE_SIZE_BYTES ||
-        c.addr > size || c.len > size - c.addr)
+  struct crm_chunk c;
+  while (next_chunk(in_fd, &c)) {
+    if (c.addr > size || c.len > size - c.addr)
       die("bad page chunk for shared memory %u (offset %llx, %u bytes)", o->id, (unsigned long long)c.addr, c.len);
     if (read_full(in_fd, map + c.addr, c.len)) die("page stream of shared memory %u ended early", o->id);
   }

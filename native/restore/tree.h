@@ -15,7 +15,6 @@ struct tree {
   const struct crm_tree_task *tasks;
   const struct crm_object *objects;
   const char *strings;
-  uint32_t nlive;     /* tasks that become themselves (not zombies or helpers) */
   uint32_t nexiting;  /* zombies and helpers: their exits are expected */
   /* Made by make_objects, inherited by every task. */
   int *object_fd;       /* FILE: descriptor number (same in every task) */
@@ -40,6 +39,8 @@ const char *tree_str(const struct tree *t, uint32_t off);
 void make_objects(struct tree *t, int in_fd);
 /* Index of a task by PID, or -1. */
 int tree_find(const struct tree *t, int32_t pid);
+/* Does task idx become itself (not a zombie or helper)? */
+int tree_is_live(const struct tree *t, uint32_t idx);
 /* Index among live tasks (the order of their plans), or -1. */
 int tree_live_index(const struct tree *t, uint32_t idx);
 uint64_t tree_object_map(const struct tree *t, uint32_t id, uint64_t *size);

@@ -104,10 +104,12 @@ export interface TreeMember {
   exit?: { code: number; signal: number };
 }
 
-function statOf(pid: number): { state: string; ppid: number; pgid: number; sid: number; exitStatus: number } | null {
+/** /proc/PID/stat: state, ids and (for a zombie) the exit status as waitpid splits it. */
+function statOf(pid: number): { state: string; ppid: number; pgid: number; sid: number; exit: { code: number; signal: number } } | null {
   try {
     const s = parseStat(readProc(pid, 'stat'));
-    return { state: s[3], ppid: Number(s[4]), pgid: Number(s[5]), sid: Number(s[6]), exitStatus: Number(s[52] ?? 0) };
+    const status = Number(s[52] ?? 0);
+    return { state: s[3], ppid: Number(s[4]), pgid: Number(s[5]), sid: Number(s[6]), exit: { code: (status >> 8) & 0xff, signal: status & 0x7f } };
   } catch {
     return null;
   }
@@ -134,7 +136,7 @@ export class FrozenTree {
       const m: TreeMember = { pid, ppid: st.ppid, pgid: st.pgid, sid: st.sid };
       if (st.state === 'Z' || st.state === 'X') {
         if (isRoot) throw new CrmError(`process ${pid} is a zombie`, ExitCode.UNSUPPORTED);
-        m.exit = { code: (st.exitStatus >> 8) & 0xff, signal: st.exitStatus & 0x7f };
+        m.exit = st.exit;
       } else {
         try {
           m.proc = FrozenProcess.freeze(pid);
@@ -142,7 +144,7 @@ export class FrozenTree {
           const again = statOf(pid);
           if (isRoot || (again && again.state !== 'Z')) throw err;
           if (!again) return;
-          m.exit = { code: (again.exitStatus >> 8) & 0xff, signal: again.exitStatus & 0x7f };
+          m.exit = again.exit;
         }
       }
       found.set(pid, m);

@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CrmError, ExitCode } from '../util/errors.js';
+import { PAGE_SIZE } from './records.js';
 import { native } from '../native/addon.js';
 import { mappedSource, recyclingSource, type ByteSink, type MappedImage } from './stream.js';
 
@@ -95,7 +96,6 @@ async function* fileChunks(fh: FileHandle): AsyncGenerator<Buffer> {
   }
 }
 
-const PAGE = 4096;
 /** Bytes mapped at a time: more than the largest read of the image reader
  * (a record of at most 64 MiB), so that every read is one view. */
 const WINDOW = 256 << 20;
@@ -116,7 +116,7 @@ class MappedImageFile implements MappedImage {
     if (!w || offset < w.start || offset + len > w.start + w.buf.length) {
       if (this.closed) throw new Error('the image file is closed');
       if (w) native.adviseMapped(w.buf, 'release');
-      const start = offset - (offset % PAGE);
+      const start = offset - (offset % PAGE_SIZE);
       w = this.win = { start, buf: native.mapFile(this.fh.fd, start, Math.min(this.size - start, WINDOW)) };
       this.released = start;
     }
@@ -158,7 +158,7 @@ export async function openImageSource(dir: string): Promise<AsyncIterable<Buffer
   const st = await fh.stat();
   if (!st.isFile() || st.size === 0) return chunks;
   try {
-    native.mapFile(fh.fd, 0, Math.min(st.size, PAGE)); // can it be mapped at all?
+    native.mapFile(fh.fd, 0, Math.min(st.size, PAGE_SIZE)); // can it be mapped at all?
   } catch {
     return chunks;
   }

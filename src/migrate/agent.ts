@@ -37,7 +37,7 @@ export async function runAgent(input: Readable, output: Writable): Promise<numbe
     let feeding: Promise<unknown> = Promise.resolve();
     if (pre.compressed !== false) {
       const decompressed = new DecompressStream();
-      feeding = pipeline(Readable.from(inbox.dataStream()), decompressed).catch((err: Error) => decompressed.destroy(err));
+      feeding = pipeline(Readable.from(image), decompressed).catch((err: Error) => decompressed.destroy(err));
       image = decompressed as AsyncIterable<Buffer>;
     }
     const result = await restoreFromStream(image, {

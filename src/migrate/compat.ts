@@ -7,7 +7,7 @@ import { hostname, release } from 'node:os';
 import { FdKind, VmaKind } from '../image/records.js';
 import { collectFds } from '../resources/files.js';
 import { collectVmas } from '../resources/memory.js';
-import { parseStat, parseStatus, readProc, readProcLink, treeOf } from '../util/procfs.js';
+import { parseStat, parseStatus, pidInUse, readProc, readProcLink, treeOf } from '../util/procfs.js';
 import { VERSION } from '../version.js';
 import { PROTOCOL_VERSION, type Hello, type PreflightFile } from './protocol.js';
 
@@ -60,7 +60,15 @@ export async function preflightRequest(pid: number): Promise<PreflightRequest> {
   const pids: number[] = [];
   const uids = new Set<number>();
   const gids = new Set<number>();
-  for (const p of treeOf(pid)) {
+  const tree = treeOf(pid);
+  // the leaders of process groups that have exited come back as helpers with their PIDs
+  const root = parseStat(readProc(pid, 'stat'));
+  const outsideGroup = Number(root[5]) !== pid ? Number(root[5]) : 0;
+  for (const p of tree) {
+    const pgid = Number(parseStat(readProc(p, 'stat'))[5]);
+    if (!tree.includes(pgid) && pgid !== outsideGroup && !pids.includes(pgid)) pids.push(pgid);
+  }
+  for (const p of tree) {
     const status = parseStatus(readProc(p, 'status'));
     const ids = (k: string): number[] => (status.get(k) ?? '').split(/\s+/).filter(Boolean).map(Number);
     ids('Uid').forEach((u) => uids.add(u));
@@ -133,16 +141,7 @@ export async function checkPreflight(req: PreflightRequest): Promise<string[]> {
     if (String(st.size) !== f.size) problems.push(`file ${f.path} (${f.use}) differs: size ${st.size}, expected ${f.size}`);
     else if (f.sha256 && (await sha256(f.path)) !== f.sha256) problems.push(`file ${f.path} (${f.use}) differs: content hash mismatch`);
   }
-  for (const pid of req.pids) {
-    let taken = false;
-    try {
-      statSync(`/proc/${pid}`);
-      taken = true;
-    } catch {
-      /* free */
-    }
-    if (taken) problems.push(`PID ${pid} is already in use on ${hostname()}`);
-  }
+  for (const pid of req.pids) if (pidInUse(pid)) problems.push(`PID ${pid} is already in use on ${hostname()}`);
   const users = idsIn('/etc/passwd');
   const groups = idsIn('/etc/group');
   for (const u of req.uids) if (!users.has(u)) problems.push(`user id ${u} does not exist on ${hostname()}`);

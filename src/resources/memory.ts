@@ -128,13 +128,17 @@ async function streamRanges(pid: number, ranges: number[], imageAddr: (addr: num
   }
 }
 
-/** Present pages of [start, end) as [addr, len] pairs. */
-function scan(pid: number, start: number, end: number, cowOnly: boolean): number[] {
+/** Present pages of the given mappings of one process as [addr, len] pairs
+ * (one pagemap descriptor for all of them). */
+function scan(pid: number, vmas: VmaRecord[]): number[] {
   const pagemapFd = native.openProcFile(pid, 'pagemap');
   try {
-    const found = native.scanPages(pagemapFd, start, end, cowOnly);
     const out: number[] = [];
-    for (let i = 0; i < found.length; i += 2) out.push(found[i], found[i + 1] - found[i]);
+    for (const v of vmas) {
+      const found = native.scanPages(pagemapFd, v.start, v.end, v.kind === VmaKind.FILE_PRIVATE);
+      // appended one by one: a very sparse mapping has more ranges than a spread call takes
+      for (let i = 0; i < found.length; i += 2) out.push(found[i], found[i + 1] - found[i]);
+    }
     return out;
   } finally {
     native.closeFd(pagemapFd);
@@ -142,15 +146,8 @@ function scan(pid: number, start: number, end: number, cowOnly: boolean): number
 }
 
 /** Streams the data pages of the task's own mappings into the image. */
-export async function dumpPages(pid: number, vmas: VmaRecord[], out: ImageWriter, stats = emptyStats()): Promise<PageDumpStats> {
-  const ranges: number[] = [];
-  for (const v of vmas) {
-    if (!holdsPages(v.kind)) continue;
-    // appended one by one: a very sparse mapping has more ranges than a spread call takes
-    for (const x of scan(pid, v.start, v.end, v.kind === VmaKind.FILE_PRIVATE)) ranges.push(x);
-  }
-  await streamRanges(pid, ranges, (a) => a, out, stats);
-  return stats;
+export async function dumpPages(pid: number, vmas: VmaRecord[], out: ImageWriter, stats: PageDumpStats): Promise<void> {
+  await streamRanges(pid, scan(pid, vmas.filter((v) => holdsPages(v.kind))), (a) => a, out, stats);
 }
 
 /** One anonymous shared memory object and the mappings of it in the tree. */
@@ -213,7 +210,7 @@ export async function dumpShmemPages(o: ShmemObject, out: ImageWriter, stats: Pa
   for (const { pid, vma } of o.users) {
     const base = vma.pgoff * PAGE_SIZE;
     const fresh: number[] = [];
-    const found = scan(pid, vma.start, vma.end, false);
+    const found = scan(pid, [vma]);
     for (let i = 0; i < found.length; i += 2) {
       for (let a = found[i]; a < found[i] + found[i + 1]; a += PAGE_SIZE) {
         const page = (a - vma.start + base) / PAGE_SIZE;

@@ -77,7 +77,7 @@ export function encodePlan(plan: Plan): Buffer {
     vmas.writeUInt32LE(v.vmFlags, b + 32);
     vmas.writeUInt32LE(strings.add(v.path), b + 36);
     vmas.writeUInt32LE(v.openFlags, b + 40);
-    vmas.writeUInt32LE(v.object ?? 0, b + 44);
+    vmas.writeUInt32LE(v.object, b + 44);
   });
   const fds = Buffer.alloc(plan.fds.length * SIZES.fd);
   plan.fds.forEach((f, i) => {

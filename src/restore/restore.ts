@@ -3,7 +3,6 @@
 // The restored task is only let go once the whole stream, trailer included,
 // has been verified; any failure before that kills it.
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
@@ -18,6 +17,7 @@ import { planThreads } from '../resources/threads.js';
 import { planTree, treePids } from '../resources/tree.js';
 import { planFds } from '../resources/files.js';
 import { CrmError, ExitCode, ImageError } from '../util/errors.js';
+import { pidInUse } from '../util/procfs.js';
 import { withTransientPages } from '../image/stream.js';
 import { RestorerInput } from './feed.js';
 import { readSections, type ImageMeta, type Section } from './image-model.js';
@@ -38,7 +38,7 @@ export function buildPlan(meta: ImageMeta): Plan {
 
 /** Every PID and TID the tree takes must be free here. */
 export function checkPidsFree(pids: number[], processes: Set<number>): void {
-  const taken = pids.filter((pid) => existsSync(`/proc/${pid}`));
+  const taken = pids.filter(pidInUse);
   if (!taken.length) return;
   const what = taken.map((pid) => (processes.has(pid) ? `PID ${pid}` : `thread ID ${pid}`)).join(', ');
   throw new CrmError(`cannot restore: ${what} ${taken.length > 1 ? 'are' : 'is'} already in use on this host`, ExitCode.PID_TAKEN);
@@ -144,7 +144,7 @@ async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts:
     }
     if (open) await write(chunkHeader(CHUNK_END, 0, 0));
   } catch (err) {
-    if (err instanceof ImageError || err instanceof CrmError) {
+    if (err instanceof CrmError) { // ImageError included
       child.kill('SIGKILL');
       await exited;
       throw err;

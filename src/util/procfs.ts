@@ -1,5 +1,5 @@
 // Reading /proc/PID files: one place for the parsing rules.
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { CrmError, ExitCode } from './errors.js';
 
 export const procPath = (pid: number, name: string): string => `/proc/${pid}/${name}`;
@@ -41,6 +41,9 @@ export function parseStatus(text: string): Map<string, string> {
 export function parseFdinfo(text: string): Map<string, string> {
   return parseStatus(text);
 }
+
+/** Is the PID (or thread ID) taken on this host? Zombies count. */
+export const pidInUse = (pid: number): boolean => existsSync(procPath(pid, ''));
 
 /** The children of a process (made by any of its threads); [] once it is gone. */
 export function childrenOf(pid: number): number[] {
