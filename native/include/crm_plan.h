@@ -7,12 +7,15 @@
  * All integers are little-endian, all structs are naturally aligned with
  * explicit padding, and every offset/count is validated by the reader.
  *
- * Layout: header | task | vmas[] | fds[] | siginfos[] | xsave | strings | threads[]
+ * Layout: header | task | vmas[] | fds[] | siginfos[] | xsave | strings | threads[] | inherited[]
  * The task's own fields describe its main thread; threads[] are the others.
  * The xsave section holds one area per thread: main thread first, then
  * threads[] in order, each xsave_size bytes.
  * Strings are referenced by byte offset into the string table and are
  * NUL-terminated inside it; offset 0 is the empty string.
+ * inherited[] lists the pages the task still shares copy-on-write with its
+ * parent: each VMA holding one takes the parent's restored VMA (inherited
+ * by fork) instead of a fresh mapping, and keeps only those of its pages.
  *
  * After the plan, the page stream: a sequence of crm_chunk headers, each
  * followed by `len` bytes for CRM_CHUNK_PAGES, ended by CRM_CHUNK_END.
@@ -32,7 +35,7 @@
 #include <stdint.h>
 
 #define CRM_PLAN_MAGIC 0x504d5243u /* "CRMP" */
-#define CRM_PLAN_VERSION 4u
+#define CRM_PLAN_VERSION 5u
 #define CRM_PLAN_MAX_SIZE (64u << 20)
 #define CRM_MAX_VMAS 65536u
 #define CRM_MAX_FDS 65536u
@@ -42,6 +45,7 @@
 #define CRM_AUXV_WORDS 128u
 #define CRM_NSIG 64u
 #define CRM_MAX_GROUPS 64u
+#define CRM_MAX_INHERITED (1u << 20)
 
 enum crm_vma_kind {
   CRM_VMA_ANON_PRIVATE = 1,
@@ -86,6 +90,7 @@ struct crm_plan_header {
   uint32_t xsave_offset, xsave_size;
   uint32_t strings_offset, strings_size;
   uint32_t thread_offset, thread_count;
+  uint32_t inherited_offset, inherited_count;
 };
 
 struct crm_sigaction {
@@ -147,6 +152,11 @@ struct crm_vma {
   uint32_t vm_flags, path;   /* path: string offset (file kinds) */
   uint32_t open_flags;       /* O_RDONLY / O_RDWR for the backing file */
   uint32_t object;           /* CRM_VMA_ANON_SHARED: id of its CRM_OBJ_SHMEM */
+};
+
+/* Pages [start, start + len) of a private VMA, taken from the parent. */
+struct crm_range {
+  uint64_t start, len;
 };
 
 struct crm_fd {

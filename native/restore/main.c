@@ -131,26 +131,60 @@ static void close_all_but(const int *keep, int n) {
   syscall(SYS_close_range, lo, ~0U, 0);
 }
 
-/* A task of the tree, once it is its turn: reads its plan and pages from
- * stdin, becomes the task and jumps into the restorer blob. Never returns. */
-static __attribute__((noreturn)) void become_task(struct tree *tr, struct tree_ctl *ctl, uint32_t idx) {
-  sigset_t all;
-  sigfillset(&all);
-  sigprocmask(SIG_BLOCK, &all, NULL);
+/* Set in main before the root is made, inherited by every task. */
+static struct tree *g_tree;
+static struct tree_ctl *g_ctl;
+static int g_in_fd = -1, g_task_err_fd = -1; /* stdin and stderr, above every task's descriptors */
+/* The memory of the task this process is; in a child until it loads its
+ * own, its parent's (fork copied the pointer with the memory). */
+static struct task_memory *g_mem;
+
+static uint64_t own_special_len(void) {
+  static struct own_range own[4096];
+  uint64_t len = 0;
+  uint32_t n = own_mappings(own, 4096);
+  for (uint32_t i = 0; i < n; i++)
+    if (!strncmp(own[i].name, "[vdso]", 6) || !strncmp(own[i].name, "[vvar", 5)) len += own[i].end - own[i].start;
+  return len;
+}
+
+/* tree_build's load step, in the task whose turn it is: reads its plan and
+ * pages from stdin into premapped memory, then hands stdin on. */
+static void load_memory(uint32_t idx) {
+  struct tree *tr = g_tree;
+  const struct task_memory *parent = g_mem;
+  struct task_memory *m = calloc(1, sizeof *m);
+  if (!m) die("out of memory");
   char err[256];
-  struct plan plan, *p = &plan;
-  if (plan_load(0, p, err, sizeof err)) die("%s", err);
+  struct plan *p = &m->plan;
+  if (plan_load(g_in_fd, p, err, sizeof err)) die("%s", err);
   const struct crm_task *t = p->task;
   const struct crm_tree_task *k = &tr->tasks[idx];
   if (t->pid != k->pid || p->hdr->thread_count + 1 != k->nthreads)
     die("restore plan for task %d does not match the tree (task %d with %u threads)", t->pid, k->pid, k->nthreads);
   if (max_target_fd(p) > tr->hdr->max_fd) die("restore plan of task %d has descriptors above the tree's range", t->pid);
+  struct boot_layout bl = layout_boot(p, own_special_len());
+  premap_memory(p, tr, bl.len, &m->pm, parent);
+  fill_pages(p, &m->pm, g_in_fd);
+  g_ctl->region[idx].start = m->pm.region_start;
+  g_ctl->region[idx].len = m->pm.region_len;
+  g_mem = m;
+  tree_pass_turn(g_ctl); /* stdin is the next task's now */
+}
 
-  /* Our control descriptors move above every target and shared descriptor. */
+/* A task of the tree, once the tree is built and its memory loaded:
+ * becomes the task and jumps into the restorer blob. Never returns. */
+static __attribute__((noreturn)) void become_task(struct tree *tr) {
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, NULL);
+  const struct plan *p = &g_mem->plan;
+  const struct crm_task *t = p->task;
+  const struct premap *pmp = &g_mem->pm;
+
+  /* Our control descriptors sit above every target and shared descriptor. */
   int base = tr->fd_base;
-  int in_fd = fcntl(0, F_DUPFD_CLOEXEC, base);
-  int err_fd = fcntl(2, F_DUPFD_CLOEXEC, base);
-  if (in_fd < 0 || err_fd < 0) die_errno("moving control descriptors above %d", base);
+  int in_fd = g_in_fd, err_fd = g_task_err_fd;
   g_err_fd = err_fd;
   uint32_t nobj = tr->hdr->object_count;
   int *keep = calloc(nobj + 2, sizeof *keep);
@@ -177,21 +211,8 @@ static __attribute__((noreturn)) void become_task(struct tree *tr, struct tree_c
   int exe_hi = exe_fd >= 0 ? fcntl(exe_fd, F_DUPFD_CLOEXEC, base) : -1;
   if (exe_fd >= 0) close(exe_fd);
 
-  uint64_t scratch_len = 0;
-  {
-    struct own_range own[4096];
-    uint32_t n = own_mappings(own, 4096);
-    for (uint32_t i = 0; i < n; i++)
-      if (!strncmp(own[i].name, "[vdso]", 6) || !strncmp(own[i].name, "[vvar", 5)) scratch_len += own[i].end - own[i].start;
-  }
-  struct boot_layout bl = layout_boot(p, scratch_len);
-  struct premap pm;
-  premap_memory(p, tr, bl.len, &pm);
-  fill_pages(p, &pm, in_fd);
-  ctl->region[idx].start = pm.region_start;
-  ctl->region[idx].len = pm.region_len;
-  tree_pass_turn(ctl); /* stdin is the next task's now */
-
+  struct boot_layout bl = layout_boot(p, own_special_len()); /* the one load_memory made room for */
+  const struct premap pm = *pmp;
   uint8_t *boot = (uint8_t *)pm.boot_start;
   memcpy(boot + bl.code, restorer_blob_start, (size_t)(restorer_blob_end - restorer_blob_start));
   struct restorer_args *a = (void *)(boot + bl.args);
@@ -488,6 +509,11 @@ int main(int argc, char **argv) {
   make_objects(&tr, 0);
   struct tree_ctl *ctl = mmap(NULL, sizeof *ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (ctl == MAP_FAILED) die_errno("mapping the tree control page");
+  g_tree = &tr;
+  g_ctl = ctl;
+  g_in_fd = fcntl(0, F_DUPFD_CLOEXEC, tr.fd_base);
+  g_task_err_fd = g_in_fd < 0 ? -1 : fcntl(2, F_DUPFD_CLOEXEC, g_in_fd + 1);
+  if (g_in_fd < 0 || g_task_err_fd < 0) die_errno("moving control descriptors above %d", tr.fd_base);
 
   uint32_t nthreads = 0;
   for (uint32_t i = 0; i < tr.hdr->task_count; i++) nthreads += tr.tasks[i].nthreads;
@@ -503,8 +529,8 @@ int main(int argc, char **argv) {
     close(sync[1]);
     if (read(sync[0], &c, 1) != 1) die("parent went away before tracing us");
     close(sync[0]);
-    uint32_t idx = tree_build(&tr, ctl);
-    become_task(&tr, ctl, idx);
+    tree_build(&tr, ctl, load_memory);
+    become_task(&tr);
   }
   g_root = (pid_t)r;
   close(sync[0]);

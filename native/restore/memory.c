@@ -138,7 +138,37 @@ static void map_one(const struct plan *p, const struct tree *t, const struct crm
   apply_advice(at, len, v->vm_flags);
 }
 
-void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstrap_len, struct premap *pm) {
+/* A VMA whose pages are partly still shared with the parent, as fork left
+ * them: the parent's premapped VMA, inherited by our fork, moves here
+ * whole (it keeps the pages shared), then every page not inherited is
+ * dropped, so it reads as the task has it (zero, or the file) until the
+ * page stream writes the task's own. */
+static void map_inherited(const struct plan *p, const struct crm_vma *v, uint64_t at, const struct task_memory *parent,
+                          const struct crm_range *r, uint32_t n) {
+  unsigned long long start = v->start;
+  if (!parent) die("mapping at %llx inherits pages, but its task has no parent in the tree", start);
+  const struct plan *pp = &parent->plan;
+  uint64_t len = v->end - v->start;
+  int u = plan_find_vma(pp, v->start, len);
+  const struct crm_vma *pv = u >= 0 ? &pp->vmas[u] : NULL;
+  if (!pv || !parent->pm.addr[u] || pv->kind != v->kind || pv->prot != v->prot || pv->vm_flags != v->vm_flags ||
+      (v->kind == CRM_VMA_FILE_PRIVATE &&
+       (strcmp(plan_str(pp, pv->path), plan_str(p, v->path)) || pv->pgoff + (v->start - pv->start) / PAGE_SIZE_BYTES != v->pgoff)))
+    die("mapping at %llx inherits pages from task %d, which has no such mapping", start, pp->task->pid);
+  void *src = (void *)(parent->pm.addr[u] + (v->start - pv->start));
+  if (mremap(src, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)at) == MAP_FAILED)
+    die_errno("taking the mapping at %llx from task %d", start, pp->task->pid);
+  uint64_t cur = v->start;
+  for (uint32_t i = 0; i <= n; i++) {
+    uint64_t next = i < n ? r[i].start : v->end;
+    if (next > cur && madvise((void *)(at + (cur - v->start)), next - cur, MADV_DONTNEED) < 0)
+      die_errno("dropping pages not inherited at %llx", (unsigned long long)cur);
+    if (i < n) cur = r[i].start + r[i].len;
+  }
+}
+
+void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstrap_len, struct premap *pm,
+                   const struct task_memory *parent) {
   static struct own_range own[4096];
   uint32_t nown = own_mappings(own, 4096);
   uint32_t nv = p->hdr->vma_count;
@@ -161,10 +191,14 @@ void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstra
   pm->moves = calloc(nv + 1, sizeof *pm->moves);
   if (!pm->addr || !pm->moves) die("out of memory");
   uint64_t cursor = pm->region_start;
+  uint32_t ri = 0, nr = p->hdr->inherited_count; /* inherited ranges, sorted like the VMAs */
   for (uint32_t i = 0; i < nv; i++) {
     const struct crm_vma *v = &p->vmas[i];
     if (is_special(v->kind)) continue;
-    map_one(p, t, v, cursor);
+    uint32_t first = ri;
+    while (ri < nr && p->inherited[ri].start < v->end) ri++;
+    if (ri > first) map_inherited(p, v, cursor, parent, &p->inherited[first], ri - first);
+    else map_one(p, t, v, cursor);
     pm->addr[i] = cursor;
     struct rst_move *m = &pm->moves[pm->nmoves++];
     m->from = cursor;
@@ -179,19 +213,6 @@ void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstra
   if (mmap((void *)pm->boot_start, pm->boot_len, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
       MAP_FAILED)
     die_errno("mapping the restorer bootstrap");
-}
-
-/* Binary search for the VMA holding [addr, addr+len). */
-static int find_vma(const struct plan *p, uint64_t addr, uint64_t len) {
-  uint32_t lo = 0, hi = p->hdr->vma_count;
-  while (lo < hi) {
-    uint32_t mid = (lo + hi) / 2;
-    const struct crm_vma *v = &p->vmas[mid];
-    if (addr >= v->end) lo = mid + 1;
-    else if (addr < v->start) hi = mid;
-    else return addr + len <= v->end ? (int)mid : -1;
-  }
-  return -1;
 }
 
 /* Writes into premapped memory that is not writable (see map_one). */
@@ -221,7 +242,7 @@ void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
   int mem_fd = -1;
   struct crm_chunk c;
   while (next_chunk(in_fd, &c)) {
-    int i = find_vma(p, c.addr, c.len);
+    int i = plan_find_vma(p, c.addr, c.len);
     if (i < 0 || !pm->addr[i] || p->vmas[i].kind == CRM_VMA_FILE_SHARED || p->vmas[i].kind == CRM_VMA_ANON_SHARED)
       die("page stream chunk %llx+%u lies outside any private mapping", (unsigned long long)c.addr, c.len);
     void *dst = (void *)(pm->addr[i] + (c.addr - p->vmas[i].start));

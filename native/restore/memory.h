@@ -21,10 +21,18 @@ struct premap {
   uint32_t nown_special;
 };
 
+/* A task's plan and premapped memory. A child forked once its parent's
+ * memory is in place inherits it, and with it the pages they share. */
+struct task_memory {
+  struct plan plan;
+  struct premap pm;
+};
+
 /* Reserves one region free of both our own and the target's mappings and
  * maps every target VMA in it; bootstrap_len bytes at its end are left for
- * the restorer. */
-void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstrap_len, struct premap *pm);
+ * the restorer. VMAs with inherited pages are taken from the parent's. */
+void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstrap_len, struct premap *pm,
+                   const struct task_memory *parent);
 /* The next chunk header of the page stream, checked: 1 for pages (len bytes
  * follow), 0 for CRM_CHUNK_END; dies on anything else. */
 int next_chunk(int in_fd, struct crm_chunk *c);

@@ -29,6 +29,18 @@ const char *plan_str(const struct plan *p, uint32_t off) {
   return p->strings + off;
 }
 
+int plan_find_vma(const struct plan *p, uint64_t addr, uint64_t len) {
+  uint32_t lo = 0, hi = p->hdr->vma_count;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    const struct crm_vma *v = &p->vmas[mid];
+    if (addr >= v->end) lo = mid + 1;
+    else if (addr < v->start) hi = mid;
+    else return len <= v->end - addr ? (int)mid : -1;
+  }
+  return -1;
+}
+
 static int str_ok(const struct plan *p, uint32_t off) { return off < p->hdr->strings_size; }
 
 int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errlen) {
@@ -51,21 +63,24 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
     FAIL("restore plan pending signal section out of bounds");
   if (h->thread_count > CRM_MAX_THREADS || !section_ok(p, h->thread_offset, h->thread_count, sizeof(struct crm_thread)))
     FAIL("restore plan thread section out of bounds");
+  if (h->inherited_count > CRM_MAX_INHERITED || !section_ok(p, h->inherited_offset, h->inherited_count, sizeof(struct crm_range)))
+    FAIL("restore plan inherited page section out of bounds");
   if (h->xsave_size < 576 || h->xsave_size > CRM_MAX_XSAVE ||
       !section_ok(p, h->xsave_offset, (uint64_t)h->xsave_size * (1 + h->thread_count), 1))
     FAIL("restore plan FPU state section out of bounds (%u bytes)", h->xsave_size);
   if (h->strings_size == 0 || (uint64_t)h->strings_offset + h->strings_size > size)
     FAIL("restore plan string table out of bounds");
   /* sections must not overlap: they come in this order */
-  uint64_t ends[7][2] = {
+  uint64_t ends[8][2] = {
       {h->task_offset, (uint64_t)h->task_offset + h->task_size},
       {h->vma_offset, (uint64_t)h->vma_offset + (uint64_t)h->vma_count * sizeof(struct crm_vma)},
       {h->fd_offset, (uint64_t)h->fd_offset + (uint64_t)h->fd_count * sizeof(struct crm_fd)},
       {h->siginfo_offset, (uint64_t)h->siginfo_offset + (uint64_t)h->siginfo_count * sizeof(struct crm_siginfo)},
       {h->xsave_offset, (uint64_t)h->xsave_offset + (uint64_t)h->xsave_size * (1 + h->thread_count)},
       {h->strings_offset, (uint64_t)h->strings_offset + h->strings_size},
-      {h->thread_offset, (uint64_t)h->thread_offset + (uint64_t)h->thread_count * sizeof(struct crm_thread)}};
-  for (int i = 1; i < 7; i++)
+      {h->thread_offset, (uint64_t)h->thread_offset + (uint64_t)h->thread_count * sizeof(struct crm_thread)},
+      {h->inherited_offset, (uint64_t)h->inherited_offset + (uint64_t)h->inherited_count * sizeof(struct crm_range)}};
+  for (int i = 1; i < 8; i++)
     if (ends[i][0] < ends[i - 1][1]) FAIL("restore plan sections overlap or are out of order");
   p->task = (const void *)(buf + h->task_offset);
   p->vmas = (const void *)(buf + h->vma_offset);
@@ -74,6 +89,7 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
   p->xsave = buf + h->xsave_offset;
   p->strings = (const char *)(buf + h->strings_offset);
   p->threads = (const void *)(buf + h->thread_offset);
+  p->inherited = (const void *)(buf + h->inherited_offset);
   if (p->strings[h->strings_size - 1] != 0 || p->strings[0] != 0) FAIL("restore plan string table is not terminated");
 
   const struct crm_task *t = p->task;
@@ -107,6 +123,16 @@ int plan_parse(uint8_t *buf, size_t size, struct plan *p, char *err, size_t errl
     if (v->pgoff > (1ULL << 40)) FAIL("restore plan mapping %u has a bad file offset", i);
     if (v->open_flags != 0 && v->open_flags != 2) FAIL("restore plan mapping %u has bad open flags", i);
     if ((v->kind == CRM_VMA_ANON_SHARED) != (v->object != 0)) FAIL("restore plan mapping %u has a bad shared memory object", i);
+  }
+  uint64_t prev = 0;
+  for (uint32_t i = 0; i < h->inherited_count; i++) {
+    const struct crm_range *r = &p->inherited[i];
+    if (r->start % PAGE_SIZE_BYTES || r->len % PAGE_SIZE_BYTES || r->len == 0 || r->start < prev || r->len > TASK_SIZE_LIMIT)
+      FAIL("restore plan inherited pages %u are misaligned or unsorted", i);
+    prev = r->start + r->len;
+    int v = plan_find_vma(p, r->start, r->len);
+    if (v < 0 || (p->vmas[v].kind != CRM_VMA_ANON_PRIVATE && p->vmas[v].kind != CRM_VMA_FILE_PRIVATE))
+      FAIL("restore plan inherited pages at %llx lie outside any one private mapping", (unsigned long long)r->start);
   }
   for (uint32_t i = 0; i < h->fd_count; i++) {
     const struct crm_fd *f = &p->fds[i];
@@ -204,5 +230,7 @@ void plan_print(const struct plan *p, FILE *out) {
           c->securebits, c->no_new_privs, c->dumpable, c->ngroups);
   fprintf(out, "robust=%llx/%llu ctid=%llx\n", (unsigned long long)p->task->robust_list, (unsigned long long)p->task->robust_len,
           (unsigned long long)p->task->clear_child_tid);
+  for (uint32_t i = 0; i < p->hdr->inherited_count; i++)
+    fprintf(out, "inherited %llx+%llx\n", (unsigned long long)p->inherited[i].start, (unsigned long long)p->inherited[i].len);
   fprintf(out, "xsave %u bytes x %u\n", p->hdr->xsave_size, 1 + p->hdr->thread_count);
 }

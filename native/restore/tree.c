@@ -270,7 +270,7 @@ static __attribute__((noreturn)) void exit_as_zombie(const struct crm_tree_task 
   _exit(k->exit_code);
 }
 
-uint32_t tree_build(const struct tree *t, struct tree_ctl *ctl) {
+uint32_t tree_build(const struct tree *t, struct tree_ctl *ctl, void (*load)(uint32_t idx)) {
   uint32_t n = t->hdr->task_count, idx = 0;
   /* SIGCHLD at its default and unblocked while the tree is built: the exits
    * of zombies and helpers leave nothing pending in their parents. */
@@ -286,6 +286,10 @@ again:;
     if (setsid() < 0) die_errno("setsid in task %d", me->pid);
   } else if (me->flags & CRM_TREE_GROUP_LEADER) {
     if (setpgid(0, 0) < 0) die_errno("setpgid in task %d", me->pid);
+  }
+  if (!exits(me)) {
+    ctl_wait_at_least(&ctl->turn, (uint32_t)tree_live_index(t, idx));
+    load(idx);
   }
   for (uint32_t c = idx + 1; c < n; c++) {
     if (t->tasks[c].ppid != me->pid) continue;
@@ -306,7 +310,6 @@ again:;
     while (waitpid(t->tasks[c].pid, NULL, 0) < 0 && errno == EINTR) {}
   }
   ctl_wait_at_least(&ctl->reaped, t->nexiting);
-  ctl_wait_at_least(&ctl->turn, (uint32_t)tree_live_index(t, idx));
   return idx;
 }
 

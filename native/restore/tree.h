@@ -46,11 +46,13 @@ int tree_live_index(const struct tree *t, uint32_t idx);
 uint64_t tree_object_map(const struct tree *t, uint32_t id, uint64_t *size);
 int tree_object_fd(const struct tree *t, uint32_t id);
 
-/* Runs in the root task, just created: every task makes its children (which
- * continue here too), takes its session and group, waits for the rest of
- * the tree, then exits (zombie, helper) or returns, once it is its turn to
- * read its plan, the index of the task the calling process now is. */
-uint32_t tree_build(const struct tree *t, struct tree_ctl *ctl);
+/* Runs in the root task, just created: every task takes its session or
+ * group, loads its memory when it is its turn (load(idx): plan and pages
+ * from stdin, then the turn passes on), and only then makes its children,
+ * so they inherit the pages they share with it; then it waits for the rest
+ * of the tree and exits (zombie, helper) or returns the index of the task
+ * the calling process now is. */
+uint32_t tree_build(const struct tree *t, struct tree_ctl *ctl, void (*load)(uint32_t idx));
 /* Hands stdin to the next live task. */
 void tree_pass_turn(struct tree_ctl *ctl);
 /* Futex helpers on the shared page. */

@@ -109,7 +109,7 @@ async function runSize(sizeMiB: number, maxrss: string, ctx: BenchContext): Prom
   ctx.log(`[${sizeMiB} MiB] dump PID ${pid}`);
   const dump = await runMeasured(maxrss, process.execPath, [CLI, 'dump', String(pid), '--dir', imageDir], cleanup, scaleMs(200, 120000));
   if (dump.code !== 0) throw new BenchError(`crmigrate dump of ${sizeMiB} MiB failed with exit ${dump.code} after ${dump.wallSeconds.toFixed(2)} s: ${lastLine(dump.stderr)}`);
-  const dm = /dumped process (\d+)(?: and \d+ below it)?: (\d+) pages, ([\d.]+) MiB image, frozen ([\d.]+) s/.exec(dump.stderr);
+  const dm = /dumped process (\d+)(?: and \d+ below it)?: (\d+) pages(?: \([^)]*\))?, ([\d.]+) MiB image, frozen ([\d.]+) s/.exec(dump.stderr);
   if (!dm) throw new BenchError(`crmigrate dump succeeded but printed no "dumped process" line: ${lastLine(dump.stderr)}`);
   const presentPages = Number(dm[2]);
   const frozenS = Number(dm[4]);

@@ -189,7 +189,7 @@ async function runTree(o: TreeOptions, maxrss: string, ctx: BenchContext): Promi
     if (dump.code !== 0) {
       throw new BenchError(`crmigrate dump failed with exit ${dump.code} after ${dump.wallSeconds.toFixed(2)} s; command: node ${CLI} ${dumpArgs.join(' ')}; output: ${lastLines(dump.stderr + dump.stdout, 10)}`);
     }
-    const dm = /dumped process (\d+)(?: and \d+ below it)?: (\d+) pages, ([\d.]+) MiB image, frozen ([\d.]+) s/.exec(dump.stderr);
+    const dm = /dumped process (\d+)(?: and \d+ below it)?: (\d+) pages(?: \([^)]*\))?, ([\d.]+) MiB image, frozen ([\d.]+) s/.exec(dump.stderr);
     if (!dm) throw new BenchError(`crmigrate dump succeeded but printed no "dumped process" line: ${lastLines(dump.stderr, 3)}`);
     const presentPages = Number(dm[2]);
     const frozenS = Number(dm[4]);

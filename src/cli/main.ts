@@ -111,7 +111,8 @@ program
       if (o.leaveRunning) await sink.commit();
       const readRate = r.pages.readSeconds > 0 ? `, pages read at ${(r.pages.bytes / 1e9 / r.pages.readSeconds).toFixed(2)} GB/s` : '';
       const tree = r.processes > 1 ? ` and ${r.processes - 1} below it` : '';
-      process.stderr.write(`dumped process ${pid}${tree}: ${r.pages.pages} pages, ${(r.imageBytes / 1048576).toFixed(1)} MiB image, frozen ${r.frozenSeconds.toFixed(3)} s${readRate}${o.leaveRunning ? '; left running' : ''}\n`);
+      const inherited = r.pages.inheritedPages ? ` (+${r.pages.inheritedPages} shared with a parent, stored once)` : '';
+      process.stderr.write(`dumped process ${pid}${tree}: ${r.pages.pages} pages${inherited}, ${(r.imageBytes / 1048576).toFixed(1)} MiB image, frozen ${r.frozenSeconds.toFixed(3)} s${readRate}${o.leaveRunning ? '; left running' : ''}\n`);
     } catch (err) {
       await sink.discard();
       throw err;

@@ -8,7 +8,7 @@ import {
 } from '../image/records.js';
 import { ImageWriter, type ByteSink } from '../image/stream.js';
 import { assignSharing, collectFds } from '../resources/files.js';
-import { assignShmem, collectVmas, dumpPages, dumpShmemPages, emptyStats, type PageDumpStats } from '../resources/memory.js';
+import { assignShmem, collectVmas, dumpPages, dumpShmemPages, emptyStats, inheritedRecords, taskPages, type PageDumpStats } from '../resources/memory.js';
 import { collectRegisters, xsaveFeatures } from '../resources/registers.js';
 import { collectSignals } from '../resources/signals.js';
 import { checkTaskSupported, collectTask } from '../resources/task.js';
@@ -107,6 +107,7 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
       await out.record(RecordType.OBJECT_PAGES, { id: o.id });
       await dumpShmemPages(o, out, pages);
     }
+    const byPid = new Map(tasks.map((t) => [t.pid, t]));
     for (const t of tasks) {
       const r = t.record;
       await out.record(RecordType.TASK, r.task);
@@ -118,7 +119,9 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
       }
       for (const v of t.vmas) await out.record(RecordType.VMA, v);
       for (const f of t.fds) await out.record(RecordType.FD, f);
-      await dumpPages(t.pid, t.vmas, out, pages);
+      const own = taskPages(t, t.pid === pid ? undefined : byPid.get(r.task.ppid));
+      for (const rec of inheritedRecords(own.inherited, pages)) await out.record(RecordType.INHERITED, rec);
+      await dumpPages(t.pid, own.stored, out, pages);
     }
     await out.finish();
     release = opts.beforeRelease ? ((await opts.beforeRelease()) ?? opts.after) : opts.after;

@@ -5,7 +5,7 @@ import { ImageError } from '../util/errors.js';
 import { decodeWith, encodeWith, Reader, Writer, type Decoded, type Schema } from './schema.js';
 
 export const IMAGE_MAGIC = Buffer.from('CRMIMG\r\n', 'latin1');
-export const IMAGE_VERSION = 3;
+export const IMAGE_VERSION = 4;
 export const PAGE_SIZE = 4096;
 
 export const RecordType = {
@@ -23,6 +23,7 @@ export const RecordType = {
   OBJECT_PAGES: 12,
   SHARED_FILE: 13,
   SYSV_SHM: 14,
+  INHERITED: 15,
   TRAILER: 255,
 } as const;
 export type RecordTypeId = (typeof RecordType)[keyof typeof RecordType];
@@ -187,6 +188,17 @@ export interface SharedFileRecord {
   pos: bigint;
 }
 
+/**
+ * Pages of a task that it still shares copy-on-write with its parent (the
+ * same physical page at the same address, as after fork): not stored again,
+ * the restored task inherits them from its restored parent. Ranges are
+ * sorted, page aligned and each lies inside one private mapping of the task.
+ */
+export interface InheritedRecord {
+  ranges: { start: number; len: number }[];
+}
+export const MAX_INHERITED_RANGES = 65536;
+
 export interface TrailerRecord {
   records: number; // records before the trailer, header included
   pages: number;
@@ -241,6 +253,7 @@ export const schemas: Record<Exclude<RecordTypeId, typeof RecordType.PAGES>, Sch
   [RecordType.OBJECT_PAGES]: [['id', 'u32']],
   [RecordType.SYSV_SHM]: [['id', 'u32'], ['shmid', 'i32'], ['size', 'addr'], ['mode', 'u32'], ['uid', 'u32'], ['gid', 'u32']],
   [RecordType.SHARED_FILE]: [['id', 'u32'], ['kind', 'u8'], ['path', { str: 4096 }], ['flags', 'u32'], ['pos', 'u64']],
+  [RecordType.INHERITED]: [['ranges', { list: [['start', 'addr'], ['len', 'addr']], max: MAX_INHERITED_RANGES }]],
   [RecordType.TRAILER]: [['records', 'u32'], ['pages', 'u32'], ['pageBytes', 'u64'], ['chainCrc', 'u32']],
 };
 
@@ -372,6 +385,16 @@ export function validate(type: RecordTypeId, v: Decoded): void {
     case RecordType.SYSV_SHM: {
       const s = v as unknown as SysvShmRecord;
       check(s.id > 0 && s.shmid >= 0 && s.size > 0 && s.mode <= 0o777, `System V segment ${s.shmid} is invalid`);
+      break;
+    }
+    case RecordType.INHERITED: {
+      const r = v as unknown as InheritedRecord;
+      let prevEnd = 0;
+      for (const { start, len } of r.ranges) {
+        check(len > 0 && pageAligned(start) && pageAligned(len) && start >= prevEnd && start + len <= 0x7ffffffff000,
+          `inherited pages at ${start.toString(16)} (+${len.toString(16)}) are misaligned, unsorted or out of range`);
+        prevEnd = start + len;
+      }
       break;
     }
     case RecordType.OBJECT_PAGES:

@@ -2,9 +2,9 @@
 // of their pages hold data (PAGEMAP_SCAN: present or swapped, not the zero
 // page, and for private file mappings only the copy-on-write copies), and the
 // page bytes themselves (pread of /proc/PID/mem on worker threads).
-import { lstatSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, readSync, statSync } from 'node:fs';
 import { native } from '../native/addon.js';
-import { PAGE_SIZE, VmaKind, VmFlag, type FileIdentity, type SysvShmRecord, type VmaKindId, type VmaRecord } from '../image/records.js';
+import { MAX_INHERITED_RANGES, PAGE_SIZE, VmaKind, VmFlag, type FileIdentity, type InheritedRecord, type SysvShmRecord, type VmaKindId, type VmaRecord } from '../image/records.js';
 import type { ImageWriter } from '../image/stream.js';
 import { pumpPages } from './page-pump.js';
 import type { Plan } from '../restore/plan-model.js';
@@ -109,9 +109,11 @@ export interface PageDumpStats {
   pages: number;
   bytes: number;
   readSeconds: number;
+  /** Pages not stored: a child takes them from its parent. */
+  inheritedPages: number;
 }
 
-export const emptyStats = (): PageDumpStats => ({ pages: 0, bytes: 0, readSeconds: 0 });
+export const emptyStats = (): PageDumpStats => ({ pages: 0, bytes: 0, readSeconds: 0, inheritedPages: 0 });
 
 /**
  * Streams [addr, len] ranges of one process into the image as PAGES records
@@ -145,9 +147,129 @@ function scan(pid: number, vmas: VmaRecord[]): number[] {
   }
 }
 
-/** Streams the data pages of the task's own mappings into the image. */
-export async function dumpPages(pid: number, vmas: VmaRecord[], out: ImageWriter, stats: PageDumpStats): Promise<void> {
-  await streamRanges(pid, scan(pid, vmas.filter((v) => holdsPages(v.kind))), (a) => a, out, stats);
+/** The task's own data pages, split into those to store and those it still
+ * shares copy-on-write with its parent (both as [addr, len] pairs). */
+export interface TaskPages {
+  stored: number[];
+  inherited: number[];
+}
+
+/** A process and its mappings, as the page planner needs them. */
+export interface ProcessMemory {
+  pid: number;
+  vmas: VmaRecord[];
+}
+
+// Flags that make a child's mapping differ from what fork gave it.
+const NOT_INHERITED = VmFlag.DONTFORK | VmFlag.WIPEONFORK | VmFlag.LOCKED;
+
+/** The parent mapping a child's mapping can take its pages from: one that
+ * holds all of it with the same kind, protection, flags and file position,
+ * as fork leaves it. */
+export function inheritableFrom(v: VmaRecord, parentVmas: VmaRecord[]): VmaRecord | undefined {
+  if (!holdsPages(v.kind) || v.vmFlags & NOT_INHERITED) return undefined;
+  const u = parentVmas.find((p) => p.start <= v.start && v.end <= p.end);
+  if (!u || u.kind !== v.kind || u.prot !== v.prot || u.vmFlags !== v.vmFlags) return undefined;
+  if (v.kind === VmaKind.FILE_PRIVATE && (u.path !== v.path || u.pgoff + (v.start - u.start) / PAGE_SIZE !== v.pgoff)) return undefined;
+  return u;
+}
+
+/** pagemap entries of [start, start + pages * PAGE_SIZE) as 32-bit halves. */
+function readPagemap(fd: number, start: number, pages: number): Uint32Array {
+  const buf = Buffer.allocUnsafeSlow(pages * 8);
+  for (let got = 0; got < buf.length; ) {
+    const n = readSync(fd, buf, got, buf.length - got, (start / PAGE_SIZE) * 8 + got);
+    if (n <= 0) throw new Error(`short read of pagemap at ${start.toString(16)}`);
+    got += n;
+  }
+  return new Uint32Array(buf.buffer, buf.byteOffset, pages * 2);
+}
+
+// High half of a pagemap entry: bit 63 present, bit 62 swapped, bits 32-54 the PFN's top.
+const PM_PRESENT = 0x80000000;
+const PM_SWAPPED = 0x40000000;
+const PFN_HIGH = 0x7fffff;
+const PAGEMAP_BATCH = 1 << 16; // pages per pagemap read
+/** In memory, not swapped out (bitwise results are signed: compare unsigned). */
+const mapped = (hi: number): boolean => ((hi & (PM_PRESENT | PM_SWAPPED)) >>> 0) === PM_PRESENT;
+
+/**
+ * Splits present pages into stored and inherited ranges: a page is
+ * inherited when the parent has the same physical page at the same address
+ * in a mapping the child's came from by fork (PFNs are visible to root;
+ * without them nothing is inherited and every page is stored).
+ */
+export function splitInherited(present: number[], vmas: VmaRecord[], parent: ProcessMemory, childFd: number, parentFd: number): TaskPages {
+  const stored: number[] = [];
+  const inherited: number[] = [];
+  let floor = 0; // ranges never join across mappings
+  const add = (list: number[], a: number, len: number): void => {
+    const n = list.length;
+    if (n && list[n - 2] >= floor && list[n - 2] + list[n - 1] === a) list[n - 1] += len;
+    else list.push(a, len);
+  };
+  let vi = 0;
+  for (let i = 0; i < present.length; i += 2) {
+    const start = present[i];
+    floor = start;
+    const end = start + present[i + 1];
+    while (vmas[vi].end <= start) vi++;
+    if (!inheritableFrom(vmas[vi], parent.vmas)) {
+      add(stored, start, end - start);
+      continue;
+    }
+    for (let a = start; a < end; a += PAGEMAP_BATCH * PAGE_SIZE) {
+      const pages = Math.min(PAGEMAP_BATCH, (end - a) / PAGE_SIZE);
+      const mine = readPagemap(childFd, a, pages);
+      const theirs = readPagemap(parentFd, a, pages);
+      for (let p = 0; p < pages; p++) {
+        const lo = mine[2 * p];
+        const hi = mine[2 * p + 1];
+        const same = mapped(hi) && (lo !== 0 || (hi & PFN_HIGH) !== 0) &&
+          lo === theirs[2 * p] && (hi & PFN_HIGH) === (theirs[2 * p + 1] & PFN_HIGH) && mapped(theirs[2 * p + 1]);
+        add(same ? inherited : stored, a + p * PAGE_SIZE, PAGE_SIZE);
+      }
+    }
+  }
+  return { stored, inherited };
+}
+
+/** The task's data pages; with its parent in the tree, those still shared
+ * with the parent are inherited instead of stored. */
+export function taskPages(task: ProcessMemory, parent?: ProcessMemory): TaskPages {
+  const own = task.vmas.filter((v) => holdsPages(v.kind));
+  const present = scan(task.pid, own);
+  if (!parent || !own.some((v) => inheritableFrom(v, parent.vmas))) return { stored: present, inherited: [] };
+  const childFd = native.openProcFile(task.pid, 'pagemap');
+  try {
+    const parentFd = native.openProcFile(parent.pid, 'pagemap');
+    try {
+      return splitInherited(present, own, parent, childFd, parentFd);
+    } finally {
+      native.closeFd(parentFd);
+    }
+  } finally {
+    native.closeFd(childFd);
+  }
+}
+
+/** INHERITED records for [addr, len] pairs (as many as the record limit needs). */
+export function inheritedRecords(inherited: number[], stats: PageDumpStats): InheritedRecord[] {
+  const out: InheritedRecord[] = [];
+  for (let i = 0; i < inherited.length; i += 2 * MAX_INHERITED_RANGES) {
+    const ranges = [];
+    for (let k = i; k < Math.min(inherited.length, i + 2 * MAX_INHERITED_RANGES); k += 2) {
+      ranges.push({ start: inherited[k], len: inherited[k + 1] });
+      stats.inheritedPages += inherited[k + 1] / PAGE_SIZE;
+    }
+    out.push({ ranges });
+  }
+  return out;
+}
+
+/** Streams the given [addr, len] pages of a task into the image. */
+export async function dumpPages(pid: number, ranges: number[], out: ImageWriter, stats: PageDumpStats): Promise<void> {
+  await streamRanges(pid, ranges, (a) => a, out, stats);
 }
 
 /** One anonymous shared memory object and the mappings of it in the tree. */
@@ -225,7 +347,8 @@ export async function dumpShmemPages(o: ShmemObject, out: ImageWriter, stats: Pa
   }
 }
 
-export function planVmas(vmas: VmaRecord[], plan: Plan): void {
+export function planVmas(vmas: VmaRecord[], inherited: InheritedRecord['ranges'], plan: Plan): void {
+  plan.inherited = inherited.map((r) => ({ start: r.start, len: r.len }));
   plan.vmas = vmas.map((v) => ({
     start: v.start, end: v.end, pgoff: v.pgoff, kind: v.kind, prot: v.prot, vmFlags: v.vmFlags,
     path: v.kind === VmaKind.FILE_PRIVATE || v.kind === VmaKind.FILE_SHARED ? v.path : '',

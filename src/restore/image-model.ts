@@ -1,7 +1,7 @@
 // The metadata of an image gathered from its records (everything before the
 // page data), with the checks that the set is complete and consistent.
 import {
-  RecordType, recordName, VmaKind, type FdRecord, type HeaderRecord, type ObjectPagesRecord, type ProcessRecord, type RegsRecord,
+  RecordType, recordName, VmaKind, type FdRecord, type HeaderRecord, type InheritedRecord, type ObjectPagesRecord, type ProcessRecord, type RegsRecord,
   type SharedFileRecord, type ShmemRecord, type SignalsRecord, type SysvShmRecord, type TaskRecord, type ThreadRecord, type TimersRecord, type TrailerRecord,
   type VmaRecord,
 } from '../image/records.js';
@@ -19,6 +19,8 @@ export interface ImageMeta {
   timers: TimersRecord;
   vmas: VmaRecord[];
   fds: FdRecord[];
+  /** Pages shared copy-on-write with the parent, taken from it (sorted). */
+  inherited: InheritedRecord['ranges'];
 }
 
 export class MetaCollector {
@@ -30,6 +32,7 @@ export class MetaCollector {
   private timers?: TimersRecord;
   private readonly vmas: VmaRecord[] = [];
   private readonly fds: FdRecord[] = [];
+  private readonly inherited: InheritedRecord['ranges'] = [];
 
   add(item: ImageItem): void {
     if (item.type === RecordType.PAGES) throw new Error('MetaCollector.add: page record');
@@ -47,6 +50,7 @@ export class MetaCollector {
       case RecordType.TIMERS: this.timers = once(this.timers, 'timers'); break;
       case RecordType.VMA: this.vmas.push(v as unknown as VmaRecord); break;
       case RecordType.FD: this.fds.push(v as unknown as FdRecord); break;
+      case RecordType.INHERITED: for (const r of (v as unknown as InheritedRecord).ranges) this.inherited.push(r); break;
       default: throw new ImageError(`unexpected record type ${item.type} before the page data`);
     }
   }
@@ -77,7 +81,23 @@ export class MetaCollector {
       if (this.vmas[i].start < this.vmas[i - 1].end) throw new ImageError(`image mappings overlap at ${this.vmas[i].start.toString(16)}`);
     for (let i = 1; i < this.fds.length; i++)
       if (this.fds[i].fd <= this.fds[i - 1].fd) throw new ImageError(`image descriptors are duplicated or unsorted at ${this.fds[i].fd}`);
-    return { header, task, threads: this.threads, regs, signals, timers, vmas: this.vmas, fds: this.fds };
+    checkInherited(this.inherited, this.vmas);
+    return { header, task, threads: this.threads, regs, signals, timers, vmas: this.vmas, fds: this.fds, inherited: this.inherited };
+  }
+}
+
+/** Inherited pages lie in order, each range inside one private mapping. */
+function checkInherited(ranges: InheritedRecord['ranges'], vmas: VmaRecord[]): void {
+  let prevEnd = 0;
+  let i = 0;
+  for (const r of ranges) {
+    const where = `image: inherited pages at ${r.start.toString(16)}`;
+    if (r.start < prevEnd) throw new ImageError(`${where} overlap or are unsorted`);
+    prevEnd = r.start + r.len;
+    while (i < vmas.length && vmas[i].end <= r.start) i++;
+    const v = vmas[i];
+    if (!v || v.start > r.start || prevEnd > v.end) throw new ImageError(`${where} lie outside any one mapping`);
+    if (v.kind !== VmaKind.ANON_PRIVATE && v.kind !== VmaKind.FILE_PRIVATE) throw new ImageError(`${where} lie in a mapping that is not private`);
   }
 }
 
@@ -136,6 +156,7 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
     if (!p || p.pid !== meta.task.pid) throw new ImageError(`image: task ${meta.task.pid} is not the next process of the tree`);
     const tids = meta.threads.map((t) => t.tid);
     if (tids.length !== p.tids.length || tids.some((t, i) => t !== p.tids[i])) throw new ImageError(`image: the threads of task ${p.pid} differ from its process record`);
+    if (meta.inherited.length && p === processes[0]) throw new ImageError(`image: the root ${p.pid} inherits pages but has no parent in the image`);
     for (const v of meta.vmas) {
       if (v.kind !== VmaKind.ANON_SHARED) continue;
       const o = shmem.find((x) => x.id === v.shmId);

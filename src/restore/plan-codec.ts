@@ -4,8 +4,8 @@ import type { Plan } from './plan-model.js';
 import type { TreePlan } from '../resources/tree.js';
 
 export const PLAN_MAGIC = 0x504d5243;
-export const PLAN_VERSION = 4;
-export const SIZES = { header: 72, task: 3944, vma: 48, fd: 32, siginfo: 136, thread: 312 } as const;
+export const PLAN_VERSION = 5;
+export const SIZES = { header: 80, task: 3944, vma: 48, fd: 32, siginfo: 136, thread: 312, range: 16 } as const;
 const AUXV_WORDS = 128;
 
 class StringTable {
@@ -113,7 +113,13 @@ export function encodePlan(plan: Plan): Buffer {
   for (const th of plan.threads) if (th.xsave.length !== plan.xsave.length) throw new Error('plan: threads differ in FPU state size');
   const xsave = Buffer.concat([plan.xsave, ...plan.threads.map((th) => th.xsave)]);
 
-  const sections = [task, vmas, fds, sigs, xsave, str, threads];
+  const inherited = Buffer.alloc(plan.inherited.length * SIZES.range);
+  plan.inherited.forEach((r, i) => {
+    inherited.writeBigUInt64LE(BigInt(r.start), i * SIZES.range);
+    inherited.writeBigUInt64LE(BigInt(r.len), i * SIZES.range + 8);
+  });
+
+  const sections = [task, vmas, fds, sigs, xsave, str, threads, inherited];
   const offsets: number[] = [];
   let at: number = SIZES.header;
   for (const s of sections) {
@@ -124,7 +130,7 @@ export function encodePlan(plan: Plan): Buffer {
   const out = Buffer.alloc(total);
   const h = [PLAN_MAGIC, PLAN_VERSION, total, SIZES.header, offsets[0], SIZES.task, offsets[1], plan.vmas.length,
     offsets[2], plan.fds.length, offsets[3], plan.siginfos.length, offsets[4], plan.xsave.length, offsets[5], str.length,
-    offsets[6], plan.threads.length];
+    offsets[6], plan.threads.length, offsets[7], plan.inherited.length];
   h.forEach((v, i) => out.writeUInt32LE(v >>> 0, i * 4));
   sections.forEach((s, i) => s.copy(out, offsets[i]));
   return out;

@@ -70,6 +70,8 @@ export interface Plan {
   siginfos: PlanSiginfo[];
   xsave: Buffer;
   threads: PlanThread[];
+  /** Pages taken from the parent's restored memory (sorted, each inside one private VMA). */
+  inherited: { start: number; len: number }[];
 }
 
 export function emptyTask(): PlanTask {

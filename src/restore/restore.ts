@@ -25,13 +25,13 @@ import { chunkHeader, CHUNK_END, CHUNK_PAGES, encodePlan, encodeTree } from './p
 import { emptyTask, type Plan } from './plan-model.js';
 
 export function buildPlan(meta: ImageMeta): Plan {
-  const plan: Plan = { task: emptyTask(), vmas: [], fds: [], siginfos: [], xsave: Buffer.alloc(0), threads: [] };
+  const plan: Plan = { task: emptyTask(), vmas: [], fds: [], siginfos: [], xsave: Buffer.alloc(0), threads: [], inherited: [] };
   planTask(meta.task, plan);
   planRegisters(meta.regs[0], plan);
   planSignals(meta.signals[0], plan);
   planThreads(meta.task.tid, meta.threads, meta.regs, meta.signals, plan);
   planTimers(meta.timers, plan);
-  planVmas(meta.vmas, plan);
+  planVmas(meta.vmas, meta.inherited, plan);
   planFds(meta.fds, plan);
   return plan;
 }

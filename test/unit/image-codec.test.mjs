@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { native } from '../../dist/native/addon.js';
 import { encodeWith, Writer } from '../../dist/image/schema.js';
-import { decodeRecord, encodeRecord, IMAGE_MAGIC, RecordType, schemas } from '../../dist/image/records.js';
+import { decodeRecord, encodeRecord, IMAGE_MAGIC, IMAGE_VERSION, RecordType, schemas } from '../../dist/image/records.js';
 import { ImageWriter, readImage } from '../../dist/image/stream.js';
 
 const crc32c = (b, seed) => (seed === undefined ? native.crc32c(b) : native.crc32c(b, seed));
@@ -73,7 +73,7 @@ const FILE_ID = { dev: 0x803n, ino: 1835023n, size: 35280n, mtimeNs: 17000000001
 const NO_FILE = { dev: 0n, ino: 0n, size: 0n, mtimeNs: 0n };
 
 const HEADER = {
-  imageVersion: 3, toolVersion: '0.1.0', arch: 'x86_64', kernel: '6.8.0-48-generic #48-Ubuntu SMP', hostname: 'source-höst',
+  imageVersion: IMAGE_VERSION, toolVersion: '0.1.0', arch: 'x86_64', kernel: '6.8.0-48-generic #48-Ubuntu SMP', hostname: 'source-höst',
   pageSize: 4096, xsaveSize: 832, xcr0: 0x2e7n, createdMs: 1732660000123n, rootPid: 4242,
 };
 const TASK = {
@@ -124,6 +124,8 @@ const OBJECT_PAGES = { id: 0xfffffffe };
 const SHARED_FILE = { id: 7, kind: 1, path: '/var/log/ä pp.log', flags: 0o102001, pos: 12345678901n };
 const SYSV_SHM = { id: 0xfffffffe, shmid: 2147483647, size: 0x1fff01, mode: 0o640, uid: 65534, gid: 4294967295 };
 
+const INHERITED = { ranges: [{ start: 0x7f0000000000, len: 0x1000 }, { start: 0x7f0000002000, len: 0x2000 }] };
+
 const PAGES_A = pattern(2 * PAGE, 5);
 const PAGES_B = pattern(PAGE, 6);
 
@@ -133,7 +135,7 @@ const RECORDS = [
   [RecordType.SHMEM, SHMEM], [RecordType.SYSV_SHM, SYSV_SHM], [RecordType.SHARED_FILE, SHARED_FILE], [RecordType.OBJECT_PAGES, OBJECT_PAGES],
   [RecordType.TASK, TASK], [RecordType.THREAD, THREAD], [RecordType.REGS, REGS], [RecordType.SIGNALS, SIGNALS],
   [RecordType.TIMERS, TIMERS], [RecordType.VMA, VMA_FILE], [RecordType.VMA, VMA_ANON], [RecordType.VMA, VMA_SHARED], [RecordType.VMA, VMA_SHMEM],
-  [RecordType.FD, FD], [RecordType.FD, FD_DIR],
+  [RecordType.FD, FD], [RecordType.FD, FD_DIR], [RecordType.INHERITED, INHERITED],
 ];
 
 async function writeImage(records, pages = []) {
@@ -528,7 +530,7 @@ test('a second header record', async () => {
 });
 
 test('an unknown record type', async () => {
-  for (const type of [0, 15, 77, 254, 0x100, 0xffffffff]) {
+  for (const type of [0, 16, 77, 254, 0x100, 0xffffffff]) {
     const p = Buffer.from('0123456789abcdef');
     await rejects(imageOf([headerFrame, frame(type, p)]), new RegExp(`unknown record type ${type}\\b`), `type ${type}`);
   }
@@ -682,6 +684,11 @@ test('schema: encoder limits', () => {
 const sem = (type, value) => imageOf(type === RecordType.HEADER ? [rec(type, value)] : [headerFrame, rec(type, value)]);
 
 test('semantic: VMA with start >= end, unaligned, beyond user space, unknown kind, bad prot, relative path', async () => {
+  await rejects(sem(RecordType.INHERITED, { ranges: [{ start: 0x7f0000000800, len: 0x1000 }] }), /inherited pages at 7f0000000800 .* misaligned/);
+  await rejects(sem(RecordType.INHERITED, { ranges: [{ start: 0x7f0000000000, len: 0 }] }), /inherited pages/);
+  await rejects(sem(RecordType.INHERITED, { ranges: [{ start: 0x7f0000000000, len: 0x1800 }] }), /inherited pages/);
+  await rejects(sem(RecordType.INHERITED, { ranges: [{ start: 0x7f0000002000, len: 0x1000 }, { start: 0x7f0000001000, len: 0x2000 }] }), /inherited pages at 7f0000001000 .* unsorted/);
+  await rejects(sem(RecordType.INHERITED, { ranges: [{ start: 0x7ffffffff000, len: 0x2000 }] }), /out of range/);
   await rejects(sem(RecordType.VMA, { ...VMA_ANON, end: VMA_ANON.start }), /mapping 7f0000000000-7f0000000000 has a bad range/);
   await rejects(sem(RecordType.VMA, { ...VMA_ANON, start: 0x7f0000005000 }), /mapping 7f0000005000-7f0000004000 has a bad range/);
   await rejects(sem(RecordType.VMA, { ...VMA_ANON, start: 0x7f0000000800 }), /has a bad range/);
@@ -772,7 +779,7 @@ test('semantic: pending signal with signo 0 or > 64, bad sigactions', async () =
 test('semantic: header with the wrong arch, version, page size or xsave size', async () => {
   await rejects(sem(RecordType.HEADER, { ...HEADER, arch: 'aarch64' }), /image is for aarch64, not x86_64/);
   await rejects(sem(RecordType.HEADER, { ...HEADER, arch: '' }), /image is for , not x86_64/);
-  await rejects(sem(RecordType.HEADER, { ...HEADER, imageVersion: 4 }), /image version 4 is not supported/);
+  await rejects(sem(RecordType.HEADER, { ...HEADER, imageVersion: 3 }), /image version 3 is not supported/);
   await rejects(sem(RecordType.HEADER, { ...HEADER, imageVersion: 2 }), /image version 2 is not supported/);
   await rejects(sem(RecordType.HEADER, { ...HEADER, pageSize: 16384 }), /page size 16384 is not 4096/);
   await rejects(sem(RecordType.HEADER, { ...HEADER, xsaveSize: 512 }), /invalid xsave size/);

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { RecordType } from '../../dist/image/records.js';
+import { IMAGE_VERSION, RecordType } from '../../dist/image/records.js';
 import { ImageWriter, readImage } from '../../dist/image/stream.js';
 import { MetaCollector, readSections } from '../../dist/restore/image-model.js';
 import { buildPlan } from '../../dist/restore/restore.js';
@@ -41,7 +41,7 @@ function siginfo(signo, seed) {
 }
 
 const HEADER = {
-  imageVersion: 3, toolVersion: '0.1.0', arch: 'x86_64', kernel: '6.8.0', hostname: 'src', pageSize: 4096, xsaveSize: XSAVE,
+  imageVersion: IMAGE_VERSION, toolVersion: '0.1.0', arch: 'x86_64', kernel: '6.8.0', hostname: 'src', pageSize: 4096, xsaveSize: XSAVE,
   xcr0: 0x7n, createdMs: 1732660000123n, rootPid: PID,
 };
 const TASK = {

@@ -58,7 +58,7 @@ async function pool(items, limit, fn) {
 
 const HEADER_FIELDS = ['magic', 'version', 'total_size', 'header_size', 'task_offset', 'task_size', 'vma_offset', 'vma_count',
   'fd_offset', 'fd_count', 'siginfo_offset', 'siginfo_count', 'xsave_offset', 'xsave_size', 'strings_offset', 'strings_size',
-  'thread_offset', 'thread_count'];
+  'thread_offset', 'thread_count', 'inherited_offset', 'inherited_count'];
 const HEADER_SIZE = HEADER_FIELDS.length * 4;
 
 const TASK_FIELDS = [
@@ -92,6 +92,7 @@ const FD_FIELDS = [['fd', 0, 4, 'checked'], ['kind', 4, 4, 'checked'], ['flags',
   ['pos', 16, 8, 'value'], ['path', 24, 4, 'checked'], ['share_id', 28, 4, 'value']];
 // siginfo.tid is checked for a thread's own signal (shared = 0) only
 const SIGINFO_FIELDS = [['shared', 0, 4, 'checked'], ['tid', 4, 4, 'checked'], ['signo', 8, 4, 'checked'], ['payload', 12, 124, 'free']];
+const RANGE_FIELDS = [['start', 0, 8, 'checked'], ['len', 8, 8, 'checked']];
 const ITIMER_FIELDS = [['interval_sec', 0, 8, 'value'], ['interval_usec', 8, 8, 'checked'], ['value_sec', 16, 8, 'value'], ['value_usec', 24, 8, 'checked']];
 
 const hdr = (buf, name) => buf.readUInt32LE(HEADER_FIELDS.indexOf(name) * 4);
@@ -115,7 +116,8 @@ function regionOf(off) {
     return { field: `task.${name}`, cls };
   }
   for (const [sname, o, n, size, table] of [['vma', L.vma_offset, L.vma_count, SIZES.vma, VMA_FIELDS], ['fd', L.fd_offset, L.fd_count, SIZES.fd, FD_FIELDS],
-    ['siginfo', L.siginfo_offset, L.siginfo_count, SIZES.siginfo, SIGINFO_FIELDS], ['thread', L.thread_offset, L.thread_count, SIZES.thread, THREAD_FIELDS]]) {
+    ['siginfo', L.siginfo_offset, L.siginfo_count, SIZES.siginfo, SIGINFO_FIELDS], ['thread', L.thread_offset, L.thread_count, SIZES.thread, THREAD_FIELDS],
+    ['inherited', L.inherited_offset, L.inherited_count, SIZES.range, RANGE_FIELDS]]) {
     if (sec(o, n, size)) {
       const i = Math.floor((off - o) / size);
       const rel = (off - o) % size;
@@ -146,7 +148,7 @@ function specReject(input) {
   if (input.length < total) return 'truncated';
   const b = input.subarray(0, total);
   const h = (n) => hdr(b, n);
-  if (h('version') !== 4) return 'version';
+  if (h('version') !== 5) return 'version';
   if (h('header_size') !== HEADER_SIZE) return 'header size';
   const sectionOk = (off, count, elem) => off % 8 === 0 && off >= HEADER_SIZE && off + count * elem <= total;
   if (h('task_size') !== SIZES.task || !sectionOk(h('task_offset'), 1, SIZES.task)) return 'task section';
@@ -155,15 +157,17 @@ function specReject(input) {
   if (h('siginfo_count') > 65536 || !sectionOk(h('siginfo_offset'), h('siginfo_count'), SIZES.siginfo)) return 'siginfo section';
   const nth = h('thread_count');
   if (nth > 4096 || !sectionOk(h('thread_offset'), nth, SIZES.thread)) return 'thread section';
+  const nin = h('inherited_count');
+  if (nin > 1 << 20 || !sectionOk(h('inherited_offset'), nin, SIZES.range)) return 'inherited section';
   // one FPU area for the main thread and one for each other thread
   if (h('xsave_size') < 576 || h('xsave_size') > 65536 || !sectionOk(h('xsave_offset'), h('xsave_size') * (1 + nth), 1)) return 'xsave section';
   const so = h('strings_offset');
   const ss = h('strings_size');
   if (ss === 0 || so + ss > total) return 'string table bounds';
-  // in this order: task, vmas, fds, siginfos, xsave, strings, threads
+  // in this order: task, vmas, fds, siginfos, xsave, strings, threads, inherited
   const sections = [[h('task_offset'), SIZES.task], [h('vma_offset'), h('vma_count') * SIZES.vma], [h('fd_offset'), h('fd_count') * SIZES.fd],
     [h('siginfo_offset'), h('siginfo_count') * SIZES.siginfo], [h('xsave_offset'), h('xsave_size') * (1 + nth)], [so, ss],
-    [h('thread_offset'), nth * SIZES.thread]];
+    [h('thread_offset'), nth * SIZES.thread], [h('inherited_offset'), nin * SIZES.range]];
   for (let i = 1; i < sections.length; i++) if (sections[i][0] < sections[i - 1][0] + sections[i - 1][1]) return 'sections overlap';
   if (b[so + ss - 1] !== 0 || b[so] !== 0) return 'string table unterminated';
   const strOk = (o) => o < ss;
@@ -206,6 +210,21 @@ function specReject(input) {
     if (of !== 0 && of !== 2) return 'vma open_flags';
     // the id of its CRM_OBJ_SHMEM for an anonymous shared mapping, 0 for every other kind
     if ((kind === 2) !== (b.readUInt32LE(v + 44) !== 0)) return 'vma object';
+  }
+  // inherited pages: sorted, page aligned, each inside one private (kind 1 or 3) mapping
+  let prevInherited = 0n;
+  for (let i = 0; i < nin; i++) {
+    const r = h('inherited_offset') + i * SIZES.range;
+    const start = b.readBigUInt64LE(r);
+    const len = b.readBigUInt64LE(r + 8);
+    if (start % PAGE || len % PAGE || len === 0n || start < prevInherited || len > TASK_SIZE_LIMIT) return 'inherited range';
+    prevInherited = start + len;
+    let holder = -1;
+    for (let k = 0; k < h('vma_count'); k++) {
+      const v = h('vma_offset') + k * SIZES.vma;
+      if (start >= b.readBigUInt64LE(v) && start < b.readBigUInt64LE(v + 8)) holder = v;
+    }
+    if (holder < 0 || len > b.readBigUInt64LE(holder + 8) - start || ![1, 3].includes(b.readUInt32LE(holder + 24))) return 'inherited mapping';
   }
   for (let i = 0; i < h('fd_count'); i++) {
     const f = h('fd_offset') + i * SIZES.fd;
@@ -267,11 +286,18 @@ test('vector: encodePlan(buildPlan()) is byte-identical to test/vectors/plan-v1.
   });
   assert.deepEqual(buildPlan().vmas.filter((v) => v.object).map((v) => v.object), [3, 0xfffffffe]);
   for (const k of [1, 2, 3]) assert.ok(buildPlan().fds.some((f) => f.kind === k), `fd kind ${k}`);
-  // sections in the order of crm_plan.h, threads last; one xsave area per thread
-  const order = ['task_offset', 'vma_offset', 'fd_offset', 'siginfo_offset', 'xsave_offset', 'strings_offset', 'thread_offset'].map((k) => L[k]);
+  // sections in the order of crm_plan.h, inherited pages last; one xsave area per thread
+  const order = ['task_offset', 'vma_offset', 'fd_offset', 'siginfo_offset', 'xsave_offset', 'strings_offset', 'thread_offset', 'inherited_offset'].map((k) => L[k]);
   assert.deepEqual(order, [...order].sort((x, y) => x - y));
   assert.equal(L.strings_offset - L.xsave_offset, L.xsave_size * (1 + L.thread_count));
-  assert.equal(L.total_size, L.thread_offset + L.thread_count * SIZES.thread);
+  assert.equal(L.inherited_offset, L.thread_offset + L.thread_count * SIZES.thread);
+  assert.equal(L.total_size, L.inherited_offset + L.inherited_count * SIZES.range);
+  // the inherited pages: in a private file mapping and in the heap
+  assert.equal(L.inherited_count, 3);
+  buildPlan().inherited.forEach((r, i) => {
+    assert.equal(VECTOR.readBigUInt64LE(L.inherited_offset + i * SIZES.range), BigInt(r.start), `inherited[${i}].start`);
+    assert.equal(VECTOR.readBigUInt64LE(L.inherited_offset + i * SIZES.range + 8), BigInt(r.len), `inherited[${i}].len`);
+  });
   // the pending signals: a main-thread one, a shared one, one of the second thread
   const plan = buildPlan();
   const sig = (i) => [VECTOR.readUInt32LE(L.siginfo_offset + i * SIZES.siginfo), VECTOR.readInt32LE(L.siginfo_offset + i * SIZES.siginfo + 4)];
@@ -334,6 +360,7 @@ test('layout: SIZES and field offsets of plan-codec.ts match the structs of crm_
   P("sizeof.sigaction", sizeof(struct crm_sigaction));
   P("sizeof.itimer", sizeof(struct crm_itimer));
   P("sizeof.chunk", sizeof(struct crm_chunk));
+  P("sizeof.range", sizeof(struct crm_range));
   P("const.magic", CRM_PLAN_MAGIC);
   P("const.version", CRM_PLAN_VERSION);
   P("const.auxv_words", CRM_AUXV_WORDS);
@@ -360,10 +387,11 @@ ${offsetLines('crm_siginfo', ['shared', 'tid', 'raw'])}
 ${offsetLines('crm_thread', THREAD_FIELDS.map(([n]) => n))}
 ${offsetLines('crm_itimer', ITIMER_FIELDS.map(([n]) => n))}
 ${offsetLines('crm_chunk', ['addr', 'len', 'kind'])}
+${offsetLines('crm_range', RANGE_FIELDS.map(([n]) => n))}
 `);
 
   assert.deepEqual(
-    { header: c['sizeof.header'], task: c['sizeof.task'], vma: c['sizeof.vma'], fd: c['sizeof.fd'], siginfo: c['sizeof.siginfo'], thread: c['sizeof.thread'] },
+    { header: c['sizeof.header'], task: c['sizeof.task'], vma: c['sizeof.vma'], fd: c['sizeof.fd'], siginfo: c['sizeof.siginfo'], thread: c['sizeof.thread'], range: c['sizeof.range'] },
     { ...SIZES },
   );
   assert.equal(c['sizeof.header'], HEADER_SIZE);
@@ -390,7 +418,7 @@ ${offsetLines('crm_chunk', ['addr', 'len', 'kind'])}
     [VmFlag.GROWSDOWN, VmFlag.NORESERVE, VmFlag.DONTFORK, VmFlag.DONTDUMP, VmFlag.WIPEONFORK, VmFlag.HUGEPAGE, VmFlag.NOHUGEPAGE, VmFlag.LOCKED, VmFlag.DONTEXPAND, VmFlag.ACCOUNT],
   );
   HEADER_FIELDS.forEach((n, i) => assert.equal(c[`crm_plan_header.${n}`], i * 4, `header.${n}`));
-  for (const [struct, table] of [['crm_task', TASK_FIELDS], ['crm_vma', VMA_FIELDS], ['crm_fd', FD_FIELDS], ['crm_itimer', ITIMER_FIELDS], ['crm_thread', THREAD_FIELDS]]) {
+  for (const [struct, table] of [['crm_task', TASK_FIELDS], ['crm_vma', VMA_FIELDS], ['crm_fd', FD_FIELDS], ['crm_itimer', ITIMER_FIELDS], ['crm_thread', THREAD_FIELDS], ['crm_range', RANGE_FIELDS]]) {
     for (const [n, off] of table) assert.equal(c[`${struct}.${n}`], off, `${struct}.${n}`);
   }
   assert.deepEqual([c['crm_siginfo.shared'], c['crm_siginfo.tid'], c['crm_siginfo.raw']], [0, 4, 8]);
@@ -438,9 +466,10 @@ function mutations() {
   const F = (i, o) => L.fd_offset + i * SIZES.fd + o;
   const S = (i, o) => L.siginfo_offset + i * SIZES.siginfo + o;
   const TH = (i, o) => L.thread_offset + i * SIZES.thread + o;
+  const IN = (i, o) => L.inherited_offset + i * SIZES.range + o;
 
   // truncations at many lengths
-  const lens = new Set([0, 1, 4, 8, 32, 63, 64, 65, 71, 72, 73, L.thread_offset, L.thread_offset + SIZES.thread, VECTOR.length - 1, VECTOR.length - 8]);
+  const lens = new Set([0, 1, 4, 8, 32, 63, 64, 65, 71, 72, 73, 79, 80, 81, L.thread_offset, L.thread_offset + SIZES.thread, VECTOR.length - 1, VECTOR.length - 8]);
   for (let i = 0; lens.size < 60; i++) lens.add(Math.floor((i * 97.3) % VECTOR.length));
   for (const n of lens) out.push({ name: `truncated to ${n} bytes`, bytes: VECTOR.subarray(0, n), touched: [] });
 
@@ -481,11 +510,12 @@ function mutations() {
 
   // targeted: each rule of the reader
   put32('header.total_size - 8 (shorter than the sections)', H('total_size'), L.total_size - 8);
-  put32('header.total_size = 71', H('total_size'), 71);
+  put32('header.total_size = 79', H('total_size'), 79);
   put32('header.version = 1 (the format without threads)', H('version'), 1);
   put32('header.version = 2 (the format without thread names)', H('version'), 2);
   put32('header.version = 3 (the format without credentials)', H('version'), 3);
-  put32('header.version = 5', H('version'), 5);
+  put32('header.version = 4 (the format without inherited pages)', H('version'), 4);
+  put32('header.version = 6', H('version'), 6);
   put32('header.header_size = 64 (the v1 header)', H('header_size'), 64);
   put32('header.task_offset misaligned', H('task_offset'), L.task_offset + 4);
   put32('header.task_offset inside the header', H('task_offset'), 0);
@@ -548,6 +578,21 @@ function mutations() {
   put32('siginfo[0].signo = 0', S(0, 8), 0);
   put32('siginfo[1].signo = 65', S(1, 8), 65);
   put32('siginfo[1].shared = 2', S(1, 0), 2);
+  // inherited pages
+  put64('inherited[0].start unaligned', IN(0, 0), 0x401800n);
+  put64('inherited[1].len = 0', IN(1, 8), 0n);
+  put64('inherited[1].len unaligned', IN(1, 8), 0x2800n);
+  put64('inherited[2].start before inherited[1] ends (unsorted)', IN(2, 0), 0x1c5c000n);
+  put64('inherited[2].len reaches past its mapping', IN(2, 8), 0x1d000n);
+  put64('inherited[0].start in a shared mapping', IN(0, 0), 0x7f1e2d000000n);
+  put64('inherited[0].start in no mapping', IN(0, 0), 0x300000n);
+  put64('inherited[2].start in [vdso]', IN(2, 0), 0x7ffc001f5000n);
+  put64('inherited[2].len = 2^64 - 4096', IN(2, 8), -4096n);
+  put32('header.inherited_count + 1 (past the end)', H('inherited_count'), L.inherited_count + 1);
+  put32('header.inherited_count = 2^20 + 1', H('inherited_count'), (1 << 20) + 1);
+  put32('header.inherited_count = 0 (accepted)', H('inherited_count'), 0);
+  put32('header.inherited_offset misaligned', H('inherited_offset'), L.inherited_offset + 4);
+  put32('header.inherited_offset inside the threads', H('inherited_offset'), L.thread_offset);
   // threads
   put32('header.thread_count = 4097', H('thread_count'), 4097);
   put32('header.thread_count = 4096', H('thread_count'), 4096);

@@ -143,6 +143,12 @@ export function buildPlan() {
       robustList: 0x7f1e2a0b3a20n + BigInt(i) * 0x100000n, robustLen: 24n, clearChildTid: 0x7f1e2a0b3a10n + BigInt(i) * 0x100000n,
       comm: i ? 'wörker-9' : 'io',
     })),
+    // inside the private anonymous (heap) and private file mappings
+    inherited: [
+      { start: 0x401000, len: 0x1000 },
+      { start: 0x1c5b000, len: 0x2000 },
+      { start: 0x1c60000, len: 0x1c000 },
+    ],
   };
 }
 
