@@ -498,3 +498,33 @@ test('readSections: two SHMEM or SHARED_FILE records with one id', async () => {
   await sectionsRefused(insertAfter(base, (it) => it[0] === RecordType.SHMEM, [RecordType.SHARED_FILE, file], [RecordType.SHARED_FILE, { ...file, path: '/etc/hosts' }]),
     /shared file 3/, 'SHARED_FILE 3 twice');
 });
+
+// ---------------------------------------------------------------------------
+// INHERITED: pages a child still shares copy-on-write with its parent
+
+test('readSections: a child inheriting pages gets them in its meta; the ranges must lie in one private mapping each', async () => {
+  const childVma = { ...VMA }; // the child's own copy of the root's anonymous mapping
+  const base = treeImage();
+  const cut = base.findIndex(isTask(CHILD));
+  const child = (vmas, ranges) => [...base.slice(0, cut), ...childTask().slice(0, -1), ...vmas.map((v) => [RecordType.VMA, v]),
+    ...(ranges ? [[RecordType.INHERITED, { ranges }]] : [])];
+  const ok = await sectionsOf(child([childVma, VMA_SHM], [{ start: 0x7f0000000000, len: 0x1000 }, { start: 0x7f0000002000, len: 0x2000 }]));
+  assert.equal(ok.error, undefined, ok.error?.message);
+  assert.deepEqual(ok.sections.at(-1).meta.inherited, [{ start: 0x7f0000000000, len: 0x1000 }, { start: 0x7f0000002000, len: 0x2000 }]);
+  assert.deepEqual(ok.sections.at(-1).meta.vmas, [childVma, VMA_SHM]);
+  // two records add up
+  const two = await sectionsOf([...child([childVma, VMA_SHM], [{ start: 0x7f0000000000, len: 0x1000 }]), [RecordType.INHERITED, { ranges: [{ start: 0x7f0000003000, len: 0x1000 }] }]]);
+  assert.equal(two.error, undefined, two.error?.message);
+  assert.deepEqual(two.sections.at(-1).meta.inherited.map((r) => r.start), [0x7f0000000000, 0x7f0000003000]);
+  // no INHERITED record: none
+  assert.deepEqual((await sectionsOf(base)).sections.at(-1).meta.inherited, []);
+
+  await sectionsRefused(child([childVma, VMA_SHM], [{ start: 0x7f0000003000, len: 0x2000 }]), /^image: inherited pages at 7f0000003000 lie outside any one mapping$/, 'past the end');
+  await sectionsRefused(child([childVma, VMA_SHM], [{ start: 0x7f0000010000, len: 0x1000 }]), /^image: inherited pages at 7f0000010000 lie outside any one mapping$/, 'in a gap');
+  await sectionsRefused(child([childVma, VMA_SHM], [{ start: 0x7f0000100000, len: 0x1000 }]), /^image: inherited pages at 7f0000100000 lie in a mapping that is not private$/, 'in shared memory');
+  await sectionsRefused([...child([childVma, VMA_SHM], [{ start: 0x7f0000002000, len: 0x1000 }]), [RecordType.INHERITED, { ranges: [{ start: 0x7f0000001000, len: 0x1000 }] }]],
+    /^image: inherited pages at 7f0000001000 overlap or are unsorted$/, 'unsorted across records');
+  // the root has no parent to inherit from
+  const rootInherits = [...base.slice(0, base.findIndex(isTask(PID))), ...rootTask(), [RecordType.INHERITED, { ranges: [{ start: 0x7f0000000000, len: 0x1000 }] }], ...base.slice(base.findIndex((it) => it[0] === PAGES && it[1] === VMA.start))];
+  await sectionsRefused(rootInherits, /^image: the root 4242 inherits pages but has no parent in the image$/, 'root');
+});

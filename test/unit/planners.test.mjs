@@ -1,9 +1,10 @@
 // Unit tests of the pure planning helpers: the system call restart fix-ups
-// of resumeRegs, the smaps parser and the /proc/PID/stat parser.
+// of resumeRegs, the smaps parser, the /proc/PID/stat parser and which
+// mappings of a child may take pages from its parent's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { REG, getReg, resumeRegs, setReg, SYS } from '../../dist/dump/freeze.js';
-import { parseSmaps } from '../../dist/resources/memory.js';
+import { inheritableFrom, parseSmaps } from '../../dist/resources/memory.js';
 import { parseStat } from '../../dist/util/procfs.js';
 
 // ---------------------------------------------------------------------------
@@ -242,4 +243,34 @@ test('parseStat: malformed input is rejected', () => {
   assert.throws(() => parseStat(''), /malformed/);
   assert.throws(() => parseStat('123 no-parens S 1'), /malformed/);
   assert.throws(() => parseStat('123 )oops( S 1'), /malformed/);
+});
+
+// ---------------------------------------------------------------------------
+// inheritableFrom: the parent mapping a child's mapping came from by fork
+
+test('inheritableFrom: only a private mapping held whole by a parent mapping of the same kind, protection, flags and file position', () => {
+  const NO_FILE = { dev: 0n, ino: 0n, size: 0n, mtimeNs: 0n };
+  const anon = (start, end, o = {}) => ({ start, end, kind: 1, prot: 3, vmFlags: 0x200, pgoff: start / 4096, path: '', openWrite: false, file: NO_FILE, shmId: 0, ...o });
+  const file = (start, end, pgoff, o = {}) => anon(start, end, { kind: 3, prot: 3, vmFlags: 0x200, pgoff, path: '/usr/bin/x', ...o });
+  const parent = [anon(0x10000, 0x20000), file(0x400000, 0x410000, 4), anon(0x500000, 0x510000, { kind: 2, shmId: 1 }), anon(0x600000, 0x610000, { prot: 1 })];
+  // the same mapping, or a part of it
+  assert.equal(inheritableFrom(anon(0x10000, 0x20000), parent), parent[0]);
+  assert.equal(inheritableFrom(anon(0x12000, 0x13000), parent), parent[0]);
+  assert.equal(inheritableFrom(file(0x401000, 0x402000, 5), parent), parent[1]);
+  // reaching out of it, or not in the parent at all
+  assert.equal(inheritableFrom(anon(0x1f000, 0x21000), parent), undefined);
+  assert.equal(inheritableFrom(anon(0x30000, 0x31000), parent), undefined);
+  // another kind, protection, flags, file or file position
+  assert.equal(inheritableFrom(anon(0x10000, 0x20000, { prot: 1 }), parent), undefined);
+  assert.equal(inheritableFrom(anon(0x10000, 0x20000, { vmFlags: 0x201 }), parent), undefined);
+  assert.equal(inheritableFrom(anon(0x600000, 0x610000, { prot: 3 }), parent), undefined);
+  assert.equal(inheritableFrom(file(0x401000, 0x402000, 4), parent), undefined);
+  assert.equal(inheritableFrom(file(0x401000, 0x402000, 5, { path: '/usr/bin/y' }), parent), undefined);
+  assert.equal(inheritableFrom(anon(0x400000, 0x401000), parent), undefined);
+  // shared mappings are objects of their own; DONTFORK, WIPEONFORK and locked mappings never come from fork as they are
+  assert.equal(inheritableFrom(anon(0x500000, 0x510000, { kind: 2, shmId: 1 }), parent), undefined);
+  for (const flag of [0x4, 0x10, 0x80]) {
+    const p = [anon(0x10000, 0x20000, { vmFlags: 0x200 | flag })];
+    assert.equal(inheritableFrom(anon(0x10000, 0x20000, { vmFlags: 0x200 | flag }), p), undefined, `flag ${flag}`);
+  }
 });
