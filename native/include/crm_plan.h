@@ -18,7 +18,8 @@
  * by fork) instead of a fresh mapping, and keeps only those of its pages.
  *
  * After the plan, the page stream: a sequence of crm_chunk headers, each
- * followed by `len` bytes for CRM_CHUNK_PAGES, ended by CRM_CHUNK_END.
+ * followed by `len` bytes for CRM_CHUNK_PAGES (or by the file offset of
+ * those bytes for CRM_CHUNK_FILE), ended by CRM_CHUNK_END.
  *
  * The whole input for a process tree:
  *   tree section (crm_tree_header | tasks[] | objects[] | strings)
@@ -176,7 +177,10 @@ struct crm_siginfo {
   uint8_t raw[128];
 };
 
-enum crm_chunk_kind { CRM_CHUNK_PAGES = 1, CRM_CHUNK_END = 2 };
+/* CRM_CHUNK_PAGES: len bytes of page data follow. CRM_CHUNK_FILE: a u64
+ * follows, the offset of the len bytes in the image file the restorer was
+ * given (--image-fd); no page data in the stream. */
+enum crm_chunk_kind { CRM_CHUNK_PAGES = 1, CRM_CHUNK_END = 2, CRM_CHUNK_FILE = 3 };
 
 struct crm_chunk {
   uint64_t addr;

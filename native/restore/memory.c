@@ -8,18 +8,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "util.h"
 
 #define REGION_FLOOR 0x10000000ULL /* keep clear of the low, legacy area */
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
 
 uint32_t own_mappings(struct own_range *out, uint32_t max) {
   FILE *f = fopen("/proc/self/maps", "r");
@@ -215,46 +216,120 @@ void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstra
     die_errno("mapping the restorer bootstrap");
 }
 
-/* Writes into premapped memory that is not writable (see map_one). */
-static void write_protected(int *mem_fd, uint64_t dst, int in_fd, uint32_t len) {
-  static uint8_t bounce[1 << 20];
-  if (*mem_fd < 0 && (*mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC)) < 0) die_errno("open /proc/self/mem");
-  for (uint32_t done = 0; done < len;) {
-    uint32_t n = len - done < sizeof bounce ? len - done : (uint32_t)sizeof bounce;
-    if (read_full(in_fd, bounce, n)) die("page stream truncated inside the chunk at premap %llx", (unsigned long long)dst);
-    if (pwrite(*mem_fd, bounce, n, (off_t)(dst + done)) != (ssize_t)n) die_errno("writing pages at premap %llx", (unsigned long long)(dst + done));
-    done += n;
-  }
+/* The image file, mapped read-only, when the page stream points into it. */
+static const uint8_t *g_image;
+static uint64_t g_image_size;
+
+void image_file_map(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) die_errno("the image file (descriptor %d)", fd);
+  if (!S_ISREG(st.st_mode) || st.st_size <= 0) die("descriptor %d is not an image file", fd);
+  void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) die_errno("mapping the image file");
+  close(fd);
+  g_image = m;
+  g_image_size = (uint64_t)st.st_size;
 }
 
-int next_chunk(int in_fd, struct crm_chunk *c) {
+int next_chunk(int in_fd, struct crm_chunk *c, const uint8_t **src) {
   int r = read_full(in_fd, c, sizeof *c);
   if (r == 1) die("page stream ended before its end marker (image incomplete)");
   if (r < 0) die_errno("reading the page stream");
   if (c->kind == CRM_CHUNK_END) return 0;
-  if (c->kind != CRM_CHUNK_PAGES) die("page stream has an unknown chunk kind %u", c->kind);
+  if (c->kind != CRM_CHUNK_PAGES && c->kind != CRM_CHUNK_FILE) die("page stream has an unknown chunk kind %u", c->kind);
   if (c->len == 0 || c->len > CRM_CHUNK_MAX || c->len % PAGE_SIZE_BYTES || c->addr % PAGE_SIZE_BYTES)
     die("page stream chunk at %llx has a bad length %u", (unsigned long long)c->addr, c->len);
+  *src = NULL;
+  if (c->kind == CRM_CHUNK_FILE) {
+    uint64_t off;
+    if (read_full(in_fd, &off, sizeof off)) die("page stream truncated inside the chunk at %llx", (unsigned long long)c->addr);
+    if (!g_image) die("page stream points into an image file the restorer was not given");
+    if (off > g_image_size || c->len > g_image_size - off)
+      die("page stream chunk at %llx lies outside the image file", (unsigned long long)c->addr);
+    *src = g_image + off;
+  }
   return 1;
+}
+
+/* Writes into premapped memory that is not writable (see map_one), from
+ * the stream (src NULL) or the image file. */
+static void write_protected(int *mem_fd, uint64_t dst, int in_fd, const uint8_t *src, uint32_t len) {
+  static uint8_t bounce[1 << 20];
+  if (*mem_fd < 0 && (*mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC)) < 0) die_errno("open /proc/self/mem");
+  for (uint32_t done = 0; done < len;) {
+    uint32_t n = len - done;
+    const uint8_t *from = src ? src + done : bounce;
+    if (!src) {
+      if (n > sizeof bounce) n = sizeof bounce;
+      if (read_full(in_fd, bounce, n)) die("page stream truncated inside the chunk at premap %llx", (unsigned long long)dst);
+    }
+    if (pwrite(*mem_fd, from, n, (off_t)(dst + done)) != (ssize_t)n) die_errno("writing pages at premap %llx", (unsigned long long)(dst + done));
+    done += n;
+  }
+}
+
+/* Private anonymous memory premapped writable gets pages from the image
+ * file by UFFDIO_COPY: each page is allocated with its data, instead of
+ * being zeroed first and then copied over. A userfaultfd of our own is
+ * registered (missing mode) on those VMAs while they are filled; closing it
+ * unregisters them. -1 if the kernel will not (the pages are copied then). */
+static int uffd_for(const struct plan *p, const struct premap *pm) {
+  int u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+  if (u < 0) return -1;
+  struct uffdio_api api = {.api = UFFD_API};
+  if (ioctl(u, UFFDIO_API, &api) < 0) {
+    close(u);
+    return -1;
+  }
+  for (uint32_t i = 0; i < p->hdr->vma_count; i++) {
+    const struct crm_vma *v = &p->vmas[i];
+    if (!pm->addr[i] || v->kind != CRM_VMA_ANON_PRIVATE || !(v->vm_flags & CRM_VM_ACCOUNT)) continue;
+    struct uffdio_register r = {.range = {.start = pm->addr[i], .len = v->end - v->start}, .mode = UFFDIO_REGISTER_MODE_MISSING};
+    if (ioctl(u, UFFDIO_REGISTER, &r) < 0) {
+      close(u);
+      return -1;
+    }
+  }
+  return u;
+}
+
+/* UFFDIO_COPY of len bytes; returns how many were placed (a page already
+ * there stops it: the caller copies the rest). */
+static uint32_t uffd_copy(int uffd, uint8_t *dst, const uint8_t *src, uint32_t len) {
+  uint32_t done = 0;
+  while (done < len) {
+    struct uffdio_copy c = {.dst = (uint64_t)(dst + done), .src = (uint64_t)(src + done), .len = len - done};
+    if (ioctl(uffd, UFFDIO_COPY, &c) == 0) return len;
+    if (c.copy > 0) done += (uint32_t)c.copy;
+    else if (errno != EAGAIN) break;
+  }
+  return done;
 }
 
 void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
   int mem_fd = -1;
+  int uffd = g_image ? uffd_for(p, pm) : -1;
   struct crm_chunk c;
-  while (next_chunk(in_fd, &c)) {
+  const uint8_t *src;
+  while (next_chunk(in_fd, &c, &src)) {
     int i = plan_find_vma(p, c.addr, c.len);
     if (i < 0 || !pm->addr[i] || p->vmas[i].kind == CRM_VMA_FILE_SHARED || p->vmas[i].kind == CRM_VMA_ANON_SHARED)
       die("page stream chunk %llx+%u lies outside any private mapping", (unsigned long long)c.addr, c.len);
-    void *dst = (void *)(pm->addr[i] + (c.addr - p->vmas[i].start));
+    uint8_t *dst = (uint8_t *)(pm->addr[i] + (c.addr - p->vmas[i].start));
     int writable = (p->vmas[i].vm_flags & CRM_VM_ACCOUNT) != 0;
     if (!writable) {
-      write_protected(&mem_fd, (uint64_t)dst, in_fd, c.len);
+      write_protected(&mem_fd, (uint64_t)dst, in_fd, src, c.len);
       continue;
     }
-    /* Fault the whole chunk in at once (one call instead of a fault per
-     * page inside the read); without it the read faults them in anyway. */
-    (void)madvise(dst, c.len, MADV_POPULATE_WRITE);
-    if (read_full(in_fd, dst, c.len)) die("page stream truncated inside the chunk at %llx", (unsigned long long)c.addr);
+    uint32_t placed = 0;
+    if (src && uffd >= 0 && p->vmas[i].kind == CRM_VMA_ANON_PRIVATE) placed = uffd_copy(uffd, dst, src, c.len);
+    if (placed == c.len) continue;
+    /* Fault the rest in at once (one call instead of a fault per page
+     * inside the copy); without it the copy faults them in anyway. */
+    (void)madvise(dst + placed, c.len - placed, MADV_POPULATE_WRITE);
+    if (src) memcpy(dst + placed, src + placed, c.len - placed);
+    else if (read_full(in_fd, dst, c.len)) die("page stream truncated inside the chunk at %llx", (unsigned long long)c.addr);
   }
+  if (uffd >= 0) close(uffd);
   if (mem_fd >= 0) close(mem_fd);
 }

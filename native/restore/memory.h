@@ -33,9 +33,12 @@ struct task_memory {
  * the restorer. VMAs with inherited pages are taken from the parent's. */
 void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstrap_len, struct premap *pm,
                    const struct task_memory *parent);
-/* The next chunk header of the page stream, checked: 1 for pages (len bytes
- * follow), 0 for CRM_CHUNK_END; dies on anything else. */
-int next_chunk(int in_fd, struct crm_chunk *c);
+/* Maps the image file the page stream may point into (CRM_CHUNK_FILE). */
+void image_file_map(int fd);
+/* The next chunk header of the page stream, checked: 0 for CRM_CHUNK_END,
+ * else 1 with *src the page data in the image file, or NULL when the len
+ * bytes follow in the stream; dies on anything else. */
+int next_chunk(int in_fd, struct crm_chunk *c, const uint8_t **src);
 /* Reads the page stream into the premapped memory until CRM_CHUNK_END. */
 void fill_pages(const struct plan *p, const struct premap *pm, int in_fd);
 /* Lists our own mappings, sorted. */

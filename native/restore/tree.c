@@ -158,10 +158,13 @@ int tree_object_fd(const struct tree *t, uint32_t id) {
 static void fill_object(const struct crm_object *o, uint8_t *map, int in_fd) {
   uint64_t size = page_up(o->size);
   struct crm_chunk c;
-  while (next_chunk(in_fd, &c)) {
+  const uint8_t *src;
+  while (next_chunk(in_fd, &c, &src)) {
     if (c.addr > size || c.len > size - c.addr)
       die("bad page chunk for shared memory %u (offset %llx, %u bytes)", o->id, (unsigned long long)c.addr, c.len);
-    if (read_full(in_fd, map + c.addr, c.len)) die("page stream of shared memory %u ended early", o->id);
+    (void)madvise(map + c.addr, c.len, MADV_POPULATE_WRITE);
+    if (src) memcpy(map + c.addr, src, c.len);
+    else if (read_full(in_fd, map + c.addr, c.len)) die("page stream of shared memory %u ended early", o->id);
   }
 }
 

@@ -6,6 +6,9 @@
 
 #define PAGE_SIZE_BYTES 4096ULL
 #define TASK_SIZE_LIMIT 0x7ffffffff000ULL
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 
 /* The descriptor error messages go to (stderr until the child moves it). */
 extern int g_err_fd;

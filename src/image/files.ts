@@ -111,6 +111,10 @@ class MappedImageFile implements MappedImage {
 
   constructor(private readonly fh: FileHandle, readonly size: number) {}
 
+  get fd(): number {
+    return this.fh.fd;
+  }
+
   view(offset: number, len: number): Buffer {
     let w = this.win;
     if (!w || offset < w.start || offset + len > w.start + w.buf.length) {

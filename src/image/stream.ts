@@ -103,6 +103,8 @@ function withFlags(source: AsyncIterable<Buffer>, more: SourceFlags): AsyncItera
 /** An image file read in place (see files.ts). */
 export interface MappedImage {
   readonly size: number;
+  /** The open file (a reader of its own may map it too). */
+  readonly fd: number;
   /** Bytes [offset, offset+len) of the file; they stay valid while referenced. */
   view(offset: number, len: number): Buffer;
   /** Maps the pages of a view now (one call instead of a fault per page). */
@@ -114,6 +116,9 @@ export interface MappedImage {
 
 /** Marks a source that can be read as a mapped file (see SourceFlags.mapped). */
 export const mappedSource = (source: AsyncIterable<Buffer>, mapped: MappedImage): AsyncIterable<Buffer> => withFlags(source, { mapped });
+
+/** The mapped file behind a source, if it is one. */
+export const mappedImageOf = (source: AsyncIterable<Buffer>): MappedImage | undefined => flagsOf(source).mapped;
 
 /** Marks a source that reuses its chunk buffers (see SourceFlags.recycles). */
 export const recyclingSource = (source: AsyncIterable<Buffer>): AsyncIterable<Buffer> => withFlags(source, { recycles: true });
@@ -179,6 +184,11 @@ class ByteQueue {
 
   release(): void {}
 
+  /** Where the next byte lies in a file: unknown for a stream. */
+  position(): number | undefined {
+    return undefined;
+  }
+
   /** Lets the source go (it is not read to its end after an error). */
   async close(): Promise<void> {
     if (!this.done) {
@@ -209,6 +219,10 @@ class MappedQueue {
     return opts.own ? Buffer.from(view) : view;
   }
 
+  position(): number | undefined {
+    return this.pos;
+  }
+
   /** Called when the consumer has resumed the reader: everything read so far may leave memory. */
   release(): void {
     this.m.release(this.pos);
@@ -222,7 +236,7 @@ class MappedQueue {
 type Queue = ByteQueue | MappedQueue;
 
 export type ImageItem =
-  | { type: typeof RecordType.PAGES; addr: number; data: Buffer }
+  | { type: typeof RecordType.PAGES; addr: number; data: Buffer; fileOffset?: number }
   | { type: Exclude<RecordTypeId, typeof RecordType.PAGES>; value: Record<string, unknown> };
 
 /**
@@ -285,7 +299,9 @@ async function* readRecords(q: Queue, flags: SourceFlags): AsyncGenerator<ImageI
       records++;
       pages += count;
       pageBytes += BigInt(data.length);
-      yield { type: RecordType.PAGES, addr: Number(addr), data };
+      // where the data lies in a mapped image file
+      const end = q.position();
+      yield { type: RecordType.PAGES, addr: Number(addr), data, fileOffset: end === undefined ? undefined : end - data.length };
       continue;
     }
     if (native.crc32c(payload) !== crc) throw new ImageError(`${what}: checksum mismatch (corrupted image)`);

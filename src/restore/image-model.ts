@@ -107,7 +107,7 @@ export type Section =
   | { kind: 'tree'; header: HeaderRecord; processes: ProcessRecord[]; shmem: ShmemRecord[]; sysv: SysvShmRecord[]; files: SharedFileRecord[] }
   | { kind: 'shmem'; object: ShmemRecord }
   | { kind: 'task'; meta: ImageMeta }
-  | { kind: 'pages'; addr: number; data: Buffer };
+  | { kind: 'pages'; addr: number; data: Buffer; fileOffset?: number };
 
 /**
  * Splits an image into its tree, its shared memory objects and its tasks,
@@ -178,7 +178,7 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
         }
         if (!object && !taskPages) throw new ImageError('image has page data outside any task or object');
         if (object && item.addr + item.data.length > object.size) throw new ImageError(`image: pages past the end of shared memory ${object.id}`);
-        yield { kind: 'pages', addr: item.addr, data: item.data };
+        yield { kind: 'pages', addr: item.addr, data: item.data, fileOffset: item.fileOffset };
         continue;
       }
       const v = item.value;

@@ -139,11 +139,20 @@ export function encodePlan(plan: Plan): Buffer {
 /** Page stream chunk header (struct crm_chunk). */
 export const CHUNK_PAGES = 1;
 export const CHUNK_END = 2;
+export const CHUNK_FILE = 3;
 export function chunkHeader(kind: number, addr: number, len: number): Buffer {
   const b = Buffer.alloc(16);
   b.writeBigUInt64LE(BigInt(addr), 0);
   b.writeUInt32LE(len, 8);
   b.writeUInt32LE(kind, 12);
+  return b;
+}
+
+/** A CHUNK_FILE chunk: len bytes of page data for addr, at offset in the image file the restorer was given. */
+export function fileChunk(addr: number, len: number, offset: number): Buffer {
+  const b = Buffer.alloc(24);
+  chunkHeader(CHUNK_FILE, addr, len).copy(b);
+  b.writeBigUInt64LE(BigInt(offset), 16);
   return b;
 }
 

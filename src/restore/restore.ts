@@ -2,7 +2,7 @@
 // (files, PID), build the plan, run crmigrate-restore and feed it the pages.
 // The restored task is only let go once the whole stream, trailer included,
 // has been verified; any failure before that kills it.
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { spawn, type ChildProcessByStdio, type StdioOptions } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
@@ -18,10 +18,10 @@ import { planTree, treePids } from '../resources/tree.js';
 import { planFds } from '../resources/files.js';
 import { CrmError, ExitCode, ImageError } from '../util/errors.js';
 import { pidInUse } from '../util/procfs.js';
-import { withTransientPages } from '../image/stream.js';
+import { mappedImageOf, withTransientPages } from '../image/stream.js';
 import { RestorerInput } from './feed.js';
 import { readSections, type ImageMeta, type Section } from './image-model.js';
-import { chunkHeader, CHUNK_END, CHUNK_PAGES, encodePlan, encodeTree } from './plan-codec.js';
+import { chunkHeader, CHUNK_END, CHUNK_PAGES, encodePlan, encodeTree, fileChunk } from './plan-codec.js';
 import { emptyTask, type Plan } from './plan-model.js';
 
 export function buildPlan(meta: ImageMeta): Plan {
@@ -68,14 +68,19 @@ export async function restoreFromStream(source: AsyncIterable<Buffer>, opts: Res
   const t0 = process.hrtime.bigint();
   const sections = readSections(withTransientPages(source));
   try {
-    return await restoreSections(sections, opts, t0);
+    return await restoreSections(sections, opts, t0, mappedImageOf(source)?.fd);
   } finally {
     // closes the image source (a file or mapping) however the restore ended
     await sections.return(undefined as never).catch(() => undefined);
   }
 }
 
-async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts: RestoreOptions, t0: bigint): Promise<RestoreResult> {
+/**
+ * imageFd: the image file, when the source is one mapped in place. The
+ * restorer then maps it too and takes page data straight from it (checked
+ * here first, as every record is); only where the pages lie crosses the pipe.
+ */
+async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts: RestoreOptions, t0: bigint, imageFd?: number): Promise<RestoreResult> {
   const first = await sections.next();
   if (first.done || first.value.kind !== 'tree') throw new ImageError('image has no process tree');
   const tree = first.value;
@@ -84,7 +89,9 @@ async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts:
 
   // stdin: the plan and the page stream, through a pipe of our own (feed.ts)
   const input = new RestorerInput();
-  const child = spawn(nativeBin('crmigrate-restore'), opts.commitFile ? ['--commit-file', opts.commitFile] : [], { stdio: [input.childFd, 'pipe', 'pipe'] }) as ChildProcessByStdio<null, Readable, Readable>;
+  const args = [...(opts.commitFile ? ['--commit-file', opts.commitFile] : []), ...(imageFd !== undefined ? ['--image-fd', '3'] : [])];
+  const stdio: StdioOptions = [input.childFd, 'pipe', 'pipe', ...(imageFd !== undefined ? [imageFd] : [])];
+  const child = spawn(nativeBin('crmigrate-restore'), args, { stdio }) as unknown as ChildProcessByStdio<null, Readable, Readable>;
   input.spawned();
   child.on('close', () => input.close());
   const stderr: string[] = [];
@@ -130,8 +137,12 @@ async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts:
     for (let s = await sections.next(); !s.done; s = await sections.next()) {
       const v = s.value;
       if (v.kind === 'pages') {
-        await write(chunkHeader(CHUNK_PAGES, v.addr, v.data.length));
-        await write(v.data);
+        if (imageFd !== undefined && v.fileOffset !== undefined) {
+          await write(fileChunk(v.addr, v.data.length, v.fileOffset));
+        } else {
+          await write(chunkHeader(CHUNK_PAGES, v.addr, v.data.length));
+          await write(v.data);
+        }
         pages += v.data.length / 4096;
         continue;
       }
