@@ -231,6 +231,11 @@ void image_file_map(int fd) {
   g_image_size = (uint64_t)st.st_size;
 }
 
+void image_file_done(const uint8_t *src, uint32_t len) {
+  uint64_t start = (uint64_t)src & ~(PAGE_SIZE_BYTES - 1), end = page_up((uint64_t)src + len);
+  (void)madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
 int next_chunk(int in_fd, struct crm_chunk *c, const uint8_t **src) {
   int r = read_full(in_fd, c, sizeof *c);
   if (r == 1) die("page stream ended before its end marker (image incomplete)");
@@ -319,16 +324,16 @@ void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
     int writable = (p->vmas[i].vm_flags & CRM_VM_ACCOUNT) != 0;
     if (!writable) {
       write_protected(&mem_fd, (uint64_t)dst, in_fd, src, c.len);
-      continue;
+    } else {
+      uint32_t placed = 0;
+      if (src && uffd >= 0 && p->vmas[i].kind == CRM_VMA_ANON_PRIVATE) placed = uffd_copy(uffd, dst, src, c.len);
+      /* Fault the rest in at once (one call instead of a fault per page
+       * inside the copy); without it the copy faults them in anyway. */
+      if (placed < c.len) (void)madvise(dst + placed, c.len - placed, MADV_POPULATE_WRITE);
+      if (src) memcpy(dst + placed, src + placed, c.len - placed);
+      else if (read_full(in_fd, dst, c.len)) die("page stream truncated inside the chunk at %llx", (unsigned long long)c.addr);
     }
-    uint32_t placed = 0;
-    if (src && uffd >= 0 && p->vmas[i].kind == CRM_VMA_ANON_PRIVATE) placed = uffd_copy(uffd, dst, src, c.len);
-    if (placed == c.len) continue;
-    /* Fault the rest in at once (one call instead of a fault per page
-     * inside the copy); without it the copy faults them in anyway. */
-    (void)madvise(dst + placed, c.len - placed, MADV_POPULATE_WRITE);
-    if (src) memcpy(dst + placed, src + placed, c.len - placed);
-    else if (read_full(in_fd, dst, c.len)) die("page stream truncated inside the chunk at %llx", (unsigned long long)c.addr);
+    if (src) image_file_done(src, c.len);
   }
   if (uffd >= 0) close(uffd);
   if (mem_fd >= 0) close(mem_fd);

@@ -35,6 +35,9 @@ void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstra
                    const struct task_memory *parent);
 /* Maps the image file the page stream may point into (CRM_CHUNK_FILE). */
 void image_file_map(int fd);
+/* Done with image data at src: its pages leave our page tables (not the
+ * page cache), so they are not counted in our memory. */
+void image_file_done(const uint8_t *src, uint32_t len);
 /* The next chunk header of the page stream, checked: 0 for CRM_CHUNK_END,
  * else 1 with *src the page data in the image file, or NULL when the len
  * bytes follow in the stream; dies on anything else. */
