@@ -204,20 +204,34 @@ export function setInterruptPolicy(policy: 'thaw' | 'hold'): void {
   interruptPolicy = policy;
 }
 
+/** Lets every frozen task go, or holds it stopped, as the policy says. */
+function releaseAll(): void {
+  for (const t of [...frozenTasks]) {
+    try {
+      if (interruptPolicy === 'hold') t.holdStopped();
+      else t.thaw();
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+}
+
 function installInterruptHandlers(): void {
   if (interruptHandlers) return;
   interruptHandlers = true;
+  // Any other way out with tasks still frozen (an exception nobody caught, an
+  // event loop left with nothing to wait for) must not leave them stopped or
+  // with injected registers either.
+  process.on('exit', () => {
+    if (!frozenTasks.size) return;
+    releaseAll();
+    const what = interruptPolicy === 'hold' ? 'held stopped (see crmigrate resolve)' : 'let go untouched';
+    process.stderr.write(`crmigrate: exiting with processes still frozen; they were ${what}\n`);
+  });
   const codes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
   for (const sig of Object.keys(codes) as (keyof typeof codes)[]) {
     process.on(sig, () => {
-      for (const t of [...frozenTasks]) {
-        try {
-          if (interruptPolicy === 'hold') t.holdStopped();
-          else t.thaw();
-        } catch {
-          /* gone meanwhile */
-        }
-      }
+      releaseAll();
       const what = interruptPolicy === 'hold' ? 'the frozen processes are held stopped (see crmigrate resolve)' : 'the frozen processes carry on untouched';
       process.stderr.write(`crmigrate: interrupted by ${sig}; ${what}\n`);
       process.exit(codes[sig]);

@@ -3,14 +3,14 @@
 // restores the image stream as it arrives, reports READY with the task held
 // stopped, and lets it run only once the commit is in its journal. Anything
 // else (a lost link, a bad image) discards the restored task.
-import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { DecompressStream } from 'zstd-napi';
+import type { Readable, Writable } from 'node:stream';
+import { recyclingSource } from '../image/stream.js';
 import { restoreFromStream } from '../restore/restore.js';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { checkPreflight, localHello } from './compat.js';
 import { agentJournalPath, readJournal, writeJournal } from './journal.js';
 import { controlFrame, Inbox, readFrames, writeAll, type Message } from './protocol.js';
+import { decompressedChunks } from './zstd-stream.js';
 
 export async function runAgent(input: Readable, output: Writable): Promise<number> {
   const inbox = new Inbox(readFrames(input));
@@ -33,13 +33,8 @@ export async function runAgent(input: Readable, output: Writable): Promise<numbe
     writeJournal('agent', migrationId, { state: 'receiving', pids: pre.pids });
 
     // image (zstd-compressed unless the source said otherwise) -> restore
-    let image: AsyncIterable<Buffer> = inbox.dataStream();
-    let feeding: Promise<unknown> = Promise.resolve();
-    if (pre.compressed !== false) {
-      const decompressed = new DecompressStream();
-      feeding = pipeline(Readable.from(image), decompressed).catch((err: Error) => decompressed.destroy(err));
-      image = decompressed as AsyncIterable<Buffer>;
-    }
+    const data = inbox.dataStream();
+    const image = pre.compressed !== false ? recyclingSource(decompressedChunks(data)) : data;
     const result = await restoreFromStream(image, {
       commitFile: agentJournalPath(migrationId),
       commit: async (pid) => {
@@ -52,7 +47,6 @@ export async function runAgent(input: Readable, output: Writable): Promise<numbe
         return true;
       },
     });
-    await feeding;
     writeJournal('agent', migrationId, { state: 'running', pid: result.pid });
     await send({ t: 'committed', pid: result.pid });
     return 0;

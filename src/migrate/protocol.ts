@@ -41,11 +41,20 @@ export type Message =
   | { t: 'status'; migrationId: string }
   | { t: 'status-result'; migrationId: string; state: string | null };
 
+/** A frame is kind (u8), payload length (u32 BE), payload. */
+export const FRAME_HEADER = 5;
+
+/** Writes a frame header for a payload of len bytes at the start of buf. */
+export function frameHeaderInto(buf: Buffer, kind: number, len: number): void {
+  buf.writeUInt8(kind, 0);
+  buf.writeUInt32BE(len, 1);
+}
+
 export function frame(kind: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(5);
-  h.writeUInt8(kind, 0);
-  h.writeUInt32BE(payload.length, 1);
-  return Buffer.concat([h, payload]);
+  const b = Buffer.allocUnsafe(FRAME_HEADER + payload.length);
+  frameHeaderInto(b, kind, payload.length);
+  payload.copy(b, FRAME_HEADER);
+  return b;
 }
 
 export const controlFrame = (m: Message): Buffer => frame(FrameKind.CONTROL, Buffer.from(JSON.stringify(m)));
@@ -64,6 +73,24 @@ export async function writeAll(w: Writable, b: Buffer): Promise<void> {
     } finally {
       done.abort();
     }
+  }
+}
+
+/** Writes b and resolves once the stream has taken it (its write callback):
+ * then b may be reused. */
+export async function writeTaken(w: Writable, b: Buffer): Promise<void> {
+  if (w.destroyed || w.writableEnded) throw new CrmError('the connection to the other side is closed');
+  // a stream that closes may never call back a write it holds
+  const done = new AbortController();
+  try {
+    await Promise.race([
+      new Promise<void>((resolve, reject) => {
+        w.write(b, (err) => (err ? reject(new CrmError(`the connection to the other side failed: ${err.message}`)) : resolve()));
+      }),
+      once(w, 'close', { signal: done.signal }).then(() => { throw new CrmError('the connection to the other side closed'); }),
+    ]);
+  } finally {
+    done.abort();
   }
 }
 
@@ -105,13 +132,13 @@ export async function* readFrames(r: Readable): AsyncGenerator<Frame> {
     if (!chunk.length) continue;
     chunks.push(chunk);
     have += chunk.length;
-    while (have >= 5) {
-      const head = take(5, false);
+    while (have >= FRAME_HEADER) {
+      const head = take(FRAME_HEADER, false);
       const kind = head.readUInt8(0);
       const len = head.readUInt32BE(1);
       if (len > MAX_FRAME) throw new CrmError(`protocol error: frame of ${len} bytes`, ExitCode.FAILURE);
-      if (have < 5 + len) break;
-      take(5, true);
+      if (have < FRAME_HEADER + len) break;
+      take(FRAME_HEADER, true);
       const payload = len ? take(len, true) : Buffer.alloc(0);
       if (kind === FrameKind.CONTROL) {
         let message: Message;
@@ -134,22 +161,32 @@ export async function* readFrames(r: Readable): AsyncGenerator<Frame> {
   }
 }
 
+/** Bytes of image data an Inbox holds at most before it stops reading. */
+export const INBOX_MAX_DATA = 8 << 20;
+
 /** A queue of incoming control messages and data chunks, read by one consumer each. */
 export class Inbox {
   private readonly messages: Message[] = [];
   private readonly data: (Buffer | null)[] = [];
+  private dataBytes = 0;
   private waiters: (() => void)[] = [];
+  private drained: (() => void) | null = null;
   private closedWith: Error | null = null;
   closed = false;
 
-  constructor(source: AsyncGenerator<Frame>) {
+  /** Data waiting for its consumer is bounded by maxData bytes: past it the
+   * link is not read (the sender is held back by the channel's window). */
+  constructor(source: AsyncGenerator<Frame>, private readonly maxData = INBOX_MAX_DATA) {
     void (async () => {
       try {
         for await (const f of source) {
           if (f.kind === FrameKind.CONTROL) this.messages.push(f.message);
-          else if (f.kind === FrameKind.DATA) this.data.push(f.data);
-          else this.data.push(null);
+          else if (f.kind === FrameKind.DATA) {
+            this.data.push(f.data);
+            this.dataBytes += f.data.length;
+          } else this.data.push(null);
           this.wake();
+          while (this.dataBytes > this.maxData) await new Promise<void>((r) => { this.drained = r; });
         }
         this.closedWith = new CrmError('the connection to the other side was lost');
       } catch (err) {
@@ -187,6 +224,11 @@ export class Inbox {
       if (this.data.length) {
         const d = this.data.shift()!;
         if (d === null) return;
+        this.dataBytes -= d.length;
+        if (this.dataBytes <= this.maxData && this.drained) {
+          this.drained();
+          this.drained = null;
+        }
         yield d;
         continue;
       }

@@ -8,7 +8,6 @@
 // `crmigrate resolve` reads the agent's journal.
 import { randomUUID } from 'node:crypto';
 import type { ClientChannel } from 'ssh2';
-import { CompressStream } from 'zstd-napi';
 import { dumpToSink, type Release } from '../dump/dump.js';
 import { setInterruptPolicy } from '../dump/freeze.js';
 import { checkTaskSupported } from '../resources/task.js';
@@ -18,7 +17,8 @@ import { CrmError, ExitCode } from '../util/errors.js';
 import { compareHellos, localHello, preflightRequest, processRef } from './compat.js';
 import { treeOf } from '../util/procfs.js';
 import { writeJournal } from './journal.js';
-import { controlFrame, frame, FrameKind, Inbox, readFrames, writeAll, type Message } from './protocol.js';
+import { ImageCompressor } from './zstd-stream.js';
+import { controlFrame, frame, FRAME_HEADER, FrameKind, Inbox, readFrames, writeAll, writeTaken, type Message } from './protocol.js';
 import type { Progress } from './progress.js';
 
 export interface MigrateOptions extends TargetOptions {
@@ -84,45 +84,38 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
     if (pre.problems.length)
       throw new CrmError(`cannot migrate process ${pid} to ${peer.hostname}: ${pre.problems.join('; ')}`, ExitCode.MISSING_FILE);
 
-    // The image: writer -> zstd (worker threads) -> DATA frames -> channel.
+    // The image: writer -> zstd (its worker threads) -> DATA frames -> channel.
     let wireBytes = 0;
     // Fault injection for the tests: flip one byte of the compressed stream.
     const corruptAt = Number(process.env.CRMIGRATE_FAULT_CORRUPT_AT ?? -1);
-    const toWire = async (b: Buffer): Promise<void> => {
-      if (corruptAt >= wireBytes && corruptAt < wireBytes + b.length) {
-        b = Buffer.from(b);
-        b[corruptAt - wireBytes] ^= 0x55;
+    // and: a channel that never takes the bytes past this point, with nothing
+    // left for the event loop to wait for (node then exits on its own)
+    const stallAt = Number(process.env.CRMIGRATE_FAULT_STALL_AT ?? -1);
+    /** Sends one whole DATA frame; resolves once the channel has taken it. */
+    const toWire = async (f: Buffer): Promise<void> => {
+      const payload = f.length - FRAME_HEADER;
+      if (corruptAt >= wireBytes && corruptAt < wireBytes + payload) {
+        f = Buffer.from(f);
+        f[FRAME_HEADER + corruptAt - wireBytes] ^= 0x55;
       }
-      wireBytes += b.length;
-      await writeAll(ch, frame(FrameKind.DATA, b));
-      progress.bytes(b.length);
+      if (stallAt >= 0 && wireBytes >= stallAt) {
+        conn.close();
+        await new Promise(() => undefined);
+      }
+      wireBytes += payload;
+      await writeTaken(ch, f);
+      progress.bytes(payload);
     };
-    const comp = opts.compressLevel === null ? null : new CompressStream({ compressionLevel: opts.compressLevel, nbWorkers: 2 });
-    let forwarding: Promise<void> = Promise.resolve();
-    if (comp) {
-      forwarding = (async () => {
-        for await (const chunk of comp as AsyncIterable<Buffer>) await toWire(chunk);
-      })();
-    }
-    const sink = {
-      write: async (b: Buffer): Promise<void> => {
-        if (!comp) return toWire(b);
-        // The dump reuses its page buffers once a write resolves: wait until
-        // the compressor has taken this chunk (write callback), not merely
-        // until it has queued it ('drain' is not emitted for small chunks).
-        const taken = new Promise<void>((resolve, reject) => comp.write(b, (err) => (err ? reject(err) : resolve())));
-        await Promise.race([taken, forwarding]);
-      },
-    };
+    const comp = opts.compressLevel === null ? null : new ImageCompressor({ level: opts.compressLevel, workers: 2 }, toWire);
+    // The dump reuses a page buffer once its write resolves: both paths
+    // resolve only when the bytes have been taken.
+    const sink = { write: (b: Buffer): Promise<void> => (comp ? comp.write(b) : toWire(frame(FrameKind.DATA, b))) };
 
     writeJournal('source', migrationId, { state: 'dumping', pid, destination: `${target.user}@${target.host}:${target.port}` });
     progress.phase('transfer', {});
     let inDoubt = false;
     const finish = async (): Promise<Release> => {
-      if (comp) {
-        comp.end();
-        await forwarding;
-      }
+      if (comp) await comp.end();
       await writeAll(ch, frame(FrameKind.DATA_END, Buffer.alloc(0)));
       progress.phase('restore', {});
       const ready = await expect('ready');

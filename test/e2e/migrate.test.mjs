@@ -200,6 +200,18 @@ test('a corrupted byte in the stream: the destination refuses the image, the sou
   }
 });
 
+test('crmigrate ends with nothing left to wait for mid-stream: the frozen source is let go untouched, the destination is clean', async () => {
+  const p = new TestProcess('bench_mem', ['256'], { workdirArg: false });
+  try {
+    await p.ready();
+    const r = await migrateWithEvents(p.pid, () => undefined, { CRMIGRATE_FAULT_STALL_AT: String(2 << 20) });
+    await assertSourceIntact(p, r, /exiting with processes still frozen; they were let go untouched/);
+    assertPassed(assert, await p.verdict(60000), 'bench_mem');
+  } finally {
+    p.cleanup();
+  }
+});
+
 /** Starts a 256 MiB process and migrates it, running `fault` once the stream is flowing. */
 async function faultDuringTransfer(fault, re) {
   const p = new TestProcess('bench_mem', ['256'], { workdirArg: false });
