@@ -361,6 +361,45 @@ Napi::Value WriteAll(const Napi::CallbackInfo &info) {
   return p;
 }
 
+// startWriteback(fd, offset, len) -> Promise<void>: starts writing the dirty
+// page cache of that file range to disk (sync_file_range WRITE, on a worker
+// thread: it can wait for room in the device queue). A dump calls it as it
+// goes, so the disk works while pages are still being read and the final
+// fdatasync, inside the frozen window, has less left to do.
+class WritebackWorker : public Napi::AsyncWorker {
+ public:
+  WritebackWorker(Napi::Env env, int fd, uint64_t offset, uint64_t len)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fd_(fd), offset_(offset), len_(len) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    while (sync_file_range(fd_, (off64_t)offset_, (off64_t)len_, SYNC_FILE_RANGE_WRITE) < 0) {
+      if (errno == EINTR) continue;
+      err_ = errno;
+      SetError("x");
+      return;
+    }
+  }
+
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+
+  void OnError(const Napi::Error &) override { deferred_.Reject(ErrnoError(Env(), "sync_file_range", err_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int fd_;
+  uint64_t offset_, len_;
+  int err_ = 0;
+};
+
+Napi::Value StartWriteback(const Napi::CallbackInfo &info) {
+  auto *w = new WritebackWorker(info.Env(), ToInt(info[0]), ToU64(info[1]), ToU64(info[2]));
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
 // Small synchronous read of the task's memory (for the scratch page of
 // injected syscalls). Returns a Buffer of exactly len bytes or throws.
 Napi::Value ReadMem(const Napi::CallbackInfo &info) {
@@ -394,6 +433,7 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));
   exports.Set("makePipe", Napi::Function::New(env, MakePipe));
   exports.Set("writeAll", Napi::Function::New(env, WriteAll));
+  exports.Set("startWriteback", Napi::Function::New(env, StartWriteback));
   exports.Set("mapFile", Napi::Function::New(env, MapFile));
   exports.Set("adviseMapped", Napi::Function::New(env, AdviseMapped));
 }

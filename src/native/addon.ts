@@ -44,6 +44,8 @@ export interface NativeAddon {
   /** Writes all of data to fd on a worker thread (spliced, not copied, when
    * data is a view of a mapFile mapping); rejects with .code (e.g. EPIPE). */
   writeAll(fd: number, data: Uint8Array): Promise<void>;
+  /** Starts writing [offset, offset+len) of a file's dirty page cache to disk (sync_file_range WRITE). */
+  startWriteback(fd: number, offset: number, len: number): Promise<void>;
   /** A read-only shared mapping of [offset, offset+length) of the file (offset page aligned). */
   mapFile(fd: number, offset: number, length: number): Buffer;
   /** On a view of a mapFile mapping: 'release' drops its whole pages from
