@@ -181,9 +181,8 @@ Napi::Value ReadRanges(const Napi::CallbackInfo &info) {
 }
 
 // Image files are read through read-only shared mappings: a record is then a
-// view of the page cache, checksummed in place, and handed to the restorer
-// with vmsplice (the pipe references the page-cache pages; the restorer's
-// read copies them straight into the task's memory). Pages we are done with
+// view of the page cache, checksummed in place (the restorer maps the same
+// file and takes the page data from it itself). Pages we are done with
 // are dropped from our address space (MADV_DONTNEED: they stay in the page
 // cache and a later access reads them again), so our RSS stays flat.
 #ifndef MADV_POPULATE_READ
@@ -276,8 +275,8 @@ Napi::Value AdviseMapped(const Napi::CallbackInfo &info) {
 }
 
 // The page stream to crmigrate-restore goes through a pipe of our own rather
-// than a libuv stream: written with blocking write(2) (or vmsplice for views
-// of mapped image files) on a worker thread, so the event loop never copies
+// than a libuv stream: written with blocking write(2) on a worker thread, so
+// the event loop never copies
 // page data, and enlarged so that the restorer is woken once per megabyte
 // rather than once per 64 KiB.
 
@@ -301,32 +300,19 @@ Napi::Value MakePipe(const Napi::CallbackInfo &info) {
 }
 
 // writeAll(fd, data) -> Promise<void>: writes every byte of data on a worker
-// thread (blocking writes; EINTR and short writes retried). A view of a
-// mapped image file is spliced into the pipe instead of copied: the file's
-// pages never change under it.
+// thread (blocking writes; EINTR and short writes retried).
 class WriteAllWorker : public Napi::AsyncWorker {
  public:
   WriteAllWorker(Napi::Env env, int fd, Napi::Uint8Array data)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fd_(fd),
-        data_ref_(Napi::Persistent(data)), data_(data.Data()), len_(data.ByteLength()),
-        splice_(InMapping(data.Data(), data.ByteLength())) {}
+        data_ref_(Napi::Persistent(data)), data_(data.Data()), len_(data.ByteLength()) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
     size_t done = 0;
     while (done < len_) {
-      ssize_t w;
-      if (splice_) {
-        struct iovec iov = {(void *)(data_ + done), len_ - done};
-        w = vmsplice(fd_, &iov, 1, 0);
-        if (w < 0 && (errno == EINVAL || errno == EBADF || errno == ENOSYS)) {
-          splice_ = false;  // not a pipe after all: copy
-          continue;
-        }
-      } else {
-        w = write(fd_, data_ + done, len_ - done);
-      }
+      ssize_t w = write(fd_, data_ + done, len_ - done);
       if (w < 0 && errno == EINTR) continue;
       if (w <= 0) {
         err_ = w < 0 ? errno : EIO;
@@ -347,7 +333,6 @@ class WriteAllWorker : public Napi::AsyncWorker {
   Napi::Reference<Napi::Uint8Array> data_ref_;
   const uint8_t *data_;
   size_t len_;
-  bool splice_;
   int err_ = 0;
 };
 

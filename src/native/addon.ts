@@ -41,8 +41,7 @@ export interface NativeAddon {
   crc32c(data: Uint8Array, seed?: number): number;
   /** pipe2(O_CLOEXEC), enlarged to size bytes if allowed: [readFd, writeFd] (blocking). */
   makePipe(size: number): [number, number];
-  /** Writes all of data to fd on a worker thread (spliced, not copied, when
-   * data is a view of a mapFile mapping); rejects with .code (e.g. EPIPE). */
+  /** Writes all of data to fd on a worker thread; rejects with .code (e.g. EPIPE). */
   writeAll(fd: number, data: Uint8Array): Promise<void>;
   /** Starts writing [offset, offset+len) of a file's dirty page cache to disk (sync_file_range WRITE). */
   startWriteback(fd: number, offset: number, len: number): Promise<void>;

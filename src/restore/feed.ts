@@ -1,9 +1,8 @@
 // The standard input of crmigrate-restore (plan, then page stream): a pipe of
 // our own instead of a libuv stream. Writes are blocking write(2)s on a
 // worker thread, so the event loop never copies page data and is free to read
-// and check the next record meanwhile. Page data that is a view of a mapped
-// image file is not copied at all: it is vmspliced, and the restorer's read
-// copies it from the page cache straight into the task's memory. The pipe is
+// and check the next record meanwhile. (Page data of an image file does not
+// come this way at all: the restorer reads it from the file.) The pipe is
 // enlarged (to /proc/sys/fs/pipe-max-size without CAP_SYS_RESOURCE) so that
 // we can run ahead of the restorer instead of waking it every 64 KiB.
 import { native } from '../native/addon.js';

@@ -1,7 +1,6 @@
 // The hot path of page data: CRC-32C on long buffers (folded and 3-way
 // paths), the image reader over sources that reuse their buffers and over a
-// mapped file, read jobs of the dump, and the restorer's input pipe (write
-// and vmsplice).
+// mapped file, read jobs of the dump, and the restorer's input pipe.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -179,7 +178,7 @@ test('planJobs: ranges cut into jobs of bounded size, in order, nothing lost', (
   assert.deepEqual(planJobs([], 4 * MiB), []);
 });
 
-test('RestorerInput: plain and mapped (vmsplice) writes arrive in order; EPIPE once the reader is gone', async () => {
+test('RestorerInput: writes of buffers and of mapped views arrive in order; EPIPE once the reader is gone', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'crm-feed-'));
   try {
     const file = join(dir, 'mapped');
