@@ -160,34 +160,6 @@ static int root_gone(void)
 	return !running_as(sh->c.root, NULL);
 }
 
-struct mapinfo {
-	unsigned long start, end, ino;
-	char perms[8];
-	char path[PATH_MAX];
-};
-
-/* The /proc/self/maps line containing addr: 1 found, 0 none, -1 error. */
-static int find_map(unsigned long addr, struct mapinfo *mi)
-{
-	static char buf[256 * 1024];
-	if (read_file("/proc/self/maps", buf, sizeof buf) <= 0)
-		return -1;
-	for (char *line = buf; line && *line;) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		int off = 0;
-		if (sscanf(line, "%lx-%lx %7s %*x %*x:%*x %lu %n", &mi->start, &mi->end, mi->perms,
-			   &mi->ino, &off) >= 4 &&
-		    addr >= mi->start && addr < mi->end) {
-			snprintf(mi->path, sizeof mi->path, "%s", off ? line + off : "");
-			return 1;
-		}
-		line = nl ? nl + 1 : NULL;
-	}
-	return 0;
-}
-
 static uint64_t fresh_token(void)
 {
 	return pattern64(TOKEN_SEED ^ mono_ns(), (uint64_t)getpid()) | 1;
