@@ -14,6 +14,7 @@ import { collectSignals } from '../resources/signals.js';
 import { checkTaskSupported, collectTask } from '../resources/task.js';
 import { collectTimers } from '../resources/timers.js';
 import { collectThread } from '../resources/threads.js';
+import { PagePump } from '../resources/page-pump.js';
 import { processRecord } from '../resources/tree.js';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { VERSION } from '../version.js';
@@ -35,9 +36,10 @@ export type Release = 'kill' | 'continue' | 'hold';
 export interface DumpOptions {
   /** After the image is written, unless beforeRelease decides otherwise. */
   after: 'kill' | 'continue';
-  /** Called once the image is complete; may decide the release. If it
-   * throws, the process is let go on as if nothing happened. */
-  beforeRelease?: () => Promise<Release | void>;
+  /** Called once the image is complete, with the PIDs of the frozen tree
+   * (zombies included); may decide the release. If it throws, the process
+   * is let go on as if nothing happened. */
+  beforeRelease?: (frozen: number[]) => Promise<Release | void>;
 }
 
 interface CollectedTask {
@@ -103,9 +105,10 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
     for (const o of shmem) if (o.sysv) await out.record(RecordType.SYSV_SHM, o.sysv);
     for (const f of sharedFiles) await out.record(RecordType.SHARED_FILE, f);
     const pages = emptyStats();
+    const pump = new PagePump();
     for (const o of shmem) {
       await out.record(RecordType.OBJECT_PAGES, { id: o.id });
-      await dumpShmemPages(o, out, pages);
+      await dumpShmemPages(o, out, pump, pages);
     }
     const byPid = new Map(tasks.map((t) => [t.pid, t]));
     for (const t of tasks) {
@@ -121,10 +124,10 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
       for (const f of t.fds) await out.record(RecordType.FD, f);
       const own = taskPages(t, t.pid === pid ? undefined : byPid.get(r.task.ppid));
       for (const rec of inheritedRecords(own.inherited, pages)) await out.record(RecordType.INHERITED, rec);
-      await dumpPages(t.pid, own.stored, out, pages);
+      await dumpPages(t.pid, own.stored, out, pump, pages);
     }
     await out.finish();
-    release = opts.beforeRelease ? ((await opts.beforeRelease()) ?? opts.after) : opts.after;
+    release = opts.beforeRelease ? ((await opts.beforeRelease(tree.members.map((m) => m.pid))) ?? opts.after) : opts.after;
     const frozenSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
     return { pid, processes: tree.members.length, pages, imageBytes: out.bytesWritten, frozenSeconds };
   } finally {

@@ -15,7 +15,6 @@ import { SshConnection } from '../transport/ssh.js';
 import { parseTarget, type TargetOptions } from '../transport/target.js';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { compareHellos, localHello, preflightRequest, processRef } from './compat.js';
-import { treeOf } from '../util/procfs.js';
 import { writeJournal } from './journal.js';
 import { ImageCompressor } from './zstd-stream.js';
 import { controlFrame, frame, FRAME_HEADER, FrameKind, Inbox, readFrames, writeAll, writeTaken, type Message } from './protocol.js';
@@ -114,14 +113,14 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
     writeJournal('source', migrationId, { state: 'dumping', pid, destination: `${target.user}@${target.host}:${target.port}` });
     progress.phase('transfer', {});
     let inDoubt = false;
-    const finish = async (): Promise<Release> => {
+    const finish = async (frozen: number[]): Promise<Release> => {
       if (comp) await comp.end();
       await writeAll(ch, frame(FrameKind.DATA_END, Buffer.alloc(0)));
       progress.phase('restore', {});
       const ready = await expect('ready');
       progress.phase('commit', { pid: ready.pid });
       // the frozen tree, for `crmigrate resolve` if the outcome is in doubt
-      const tree = treeOf(pid).map(processRef);
+      const tree = frozen.map(processRef);
       writeJournal('source', migrationId, { state: 'committing', pid, tree });
       setInterruptPolicy('hold'); // from here an interrupt must not let the source copy run
 

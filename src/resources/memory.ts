@@ -6,7 +6,7 @@ import { lstatSync, readFileSync, readSync, statSync } from 'node:fs';
 import { native } from '../native/addon.js';
 import { MAX_INHERITED_RANGES, PAGE_SIZE, VmaKind, VmFlag, type FileIdentity, type InheritedRecord, type SysvShmRecord, type VmaKindId, type VmaRecord } from '../image/records.js';
 import type { ImageWriter } from '../image/stream.js';
-import { pumpPages } from './page-pump.js';
+import type { PagePump } from './page-pump.js';
 import type { Plan } from '../restore/plan-model.js';
 import { UnsupportedError } from '../util/errors.js';
 import { procPath, readProc } from '../util/procfs.js';
@@ -120,11 +120,11 @@ export const emptyStats = (): PageDumpStats => ({ pages: 0, bytes: 0, readSecond
  * at imageAddr(addr) (see page-pump.ts: bounded, reused buffers; reads on
  * worker threads run ahead of the writes).
  */
-async function streamRanges(pid: number, ranges: number[], imageAddr: (addr: number) => number, out: ImageWriter, stats: PageDumpStats): Promise<void> {
+async function streamRanges(pid: number, ranges: number[], imageAddr: (addr: number) => number, out: ImageWriter, pump: PagePump, stats: PageDumpStats): Promise<void> {
   if (!ranges.length) return;
   const memFd = native.openProcFile(pid, 'mem');
   try {
-    await pumpPages(memFd, ranges, imageAddr, out, stats);
+    await pump.pump(memFd, ranges, imageAddr, out, stats);
   } finally {
     native.closeFd(memFd);
   }
@@ -268,8 +268,8 @@ export function inheritedRecords(inherited: number[], stats: PageDumpStats): Inh
 }
 
 /** Streams the given [addr, len] pages of a task into the image. */
-export async function dumpPages(pid: number, ranges: number[], out: ImageWriter, stats: PageDumpStats): Promise<void> {
-  await streamRanges(pid, ranges, (a) => a, out, stats);
+export async function dumpPages(pid: number, ranges: number[], out: ImageWriter, pump: PagePump, stats: PageDumpStats): Promise<void> {
+  await streamRanges(pid, ranges, (a) => a, out, pump, stats);
 }
 
 /** One anonymous shared memory object and the mappings of it in the tree. */
@@ -327,7 +327,7 @@ export function assignShmem(tasks: { pid: number; vmas: VmaRecord[] }[]): ShmemO
 /** Streams the pages of one shared memory object, each page once, with its
  * offset in the object as the address. A page is present in the mappings of
  * the tasks that touched it, so every mapping is scanned. */
-export async function dumpShmemPages(o: ShmemObject, out: ImageWriter, stats: PageDumpStats): Promise<void> {
+export async function dumpShmemPages(o: ShmemObject, out: ImageWriter, pump: PagePump, stats: PageDumpStats): Promise<void> {
   const done = new Uint8Array(Math.ceil(o.size / PAGE_SIZE));
   for (const { pid, vma } of o.users) {
     const base = vma.pgoff * PAGE_SIZE;
@@ -343,7 +343,7 @@ export async function dumpShmemPages(o: ShmemObject, out: ImageWriter, stats: Pa
         else fresh.push(a, PAGE_SIZE);
       }
     }
-    await streamRanges(pid, fresh, (a) => a - vma.start + base, out, stats);
+    await streamRanges(pid, fresh, (a) => a - vma.start + base, out, pump, stats);
   }
 }
 

@@ -6,8 +6,9 @@
 // jobs are read at once, and jobs are written out in order as they complete.
 // Small jobs keep the buffers warm in the CPU caches.
 // So reading runs ahead of writing by at most BUFFERS jobs: the memory used is
-// BUFFERS * JOB_BYTES whatever the size of the process, and no page buffer is
-// ever left to the garbage collector.
+// BUFFERS * JOB_BYTES whatever the size of the process or of the tree (one
+// pump, one set of buffers per dump), and no page buffer is ever left to the
+// garbage collector.
 import { native } from '../native/addon.js';
 import { PAGE_SIZE } from '../image/records.js';
 import type { ImageWriter } from '../image/stream.js';
@@ -51,62 +52,65 @@ export function planJobs(ranges: number[], maxBytes = JOB_BYTES): number[][] {
 }
 
 /**
- * Copies [addr, len] ranges of the process behind memFd into the image as
- * PAGES records at imageAddr(addr). The sink must be done with each buffer it
- * is given when its write resolves (buffers are reused).
+ * Copies page ranges into the image. One pump serves a whole dump: its
+ * BUFFERS buffers of JOB_BYTES are made as the first jobs need them and
+ * reused for every task and object after.
  */
-export async function pumpPages(memFd: number, ranges: number[], imageAddr: (addr: number) => number, out: ImageWriter, stats: PumpStats): Promise<void> {
-  const jobs = planJobs(ranges);
-  if (!jobs.length) return;
-  let largest = 0;
-  for (const j of jobs) {
-    let n = 0;
-    for (let k = 1; k < j.length; k += 2) n += j[k];
-    largest = Math.max(largest, n);
-  }
-  const free: Buffer[] = [];
-  for (let i = 0; i < Math.min(BUFFERS, jobs.length); i++) free.push(Buffer.allocUnsafeSlow(largest));
-  const bufferOf: Buffer[] = new Array(jobs.length);
-  const results: Promise<Uint32Array>[] = new Array(jobs.length);
-  let next = 0;
-  let reading = 0;
-  let busySince = 0n;
+export class PagePump {
+  private readonly buffers: Buffer[] = [];
 
-  const launch = (): void => {
-    while (next < jobs.length && reading < MAX_READS && free.length) {
-      const j = next++;
-      const buf = free.pop()!;
-      bufferOf[j] = buf;
-      if (reading++ === 0) busySince = process.hrtime.bigint();
-      results[j] = native.readRanges(memFd, buf, Float64Array.from(jobs[j])).finally(() => {
-        if (--reading === 0) stats.readSeconds += Number(process.hrtime.bigint() - busySince) / 1e9;
-        launch();
-      });
-      results[j].catch(() => undefined); // reported when its turn comes
-    }
-  };
+  /**
+   * Copies [addr, len] ranges of the process behind memFd into the image as
+   * PAGES records at imageAddr(addr). The sink must be done with each buffer
+   * it is given when its write resolves (buffers are reused).
+   */
+  async pump(memFd: number, ranges: number[], imageAddr: (addr: number) => number, out: ImageWriter, stats: PumpStats): Promise<void> {
+    const jobs = planJobs(ranges);
+    if (!jobs.length) return;
+    while (this.buffers.length < Math.min(BUFFERS, jobs.length)) this.buffers.push(Buffer.allocUnsafeSlow(JOB_BYTES));
+    const free = [...this.buffers];
+    const bufferOf: Buffer[] = new Array(jobs.length);
+    const results: Promise<Uint32Array>[] = new Array(jobs.length);
+    let next = 0;
+    let reading = 0;
+    let busySince = 0n;
 
-  try {
-    launch();
-    for (let j = 0; j < jobs.length; j++) {
-      const crcs = await results[j];
-      const buf = bufferOf[j];
-      const job = jobs[j];
-      let off = 0;
-      for (let k = 0; k < job.length; k += 2) {
-        const len = job[k + 1];
-        await out.pagesRecord(imageAddr(job[k]), buf.subarray(off, off + len), crcs[k / 2]);
-        off += len;
-        stats.pages += len / PAGE_SIZE;
-        stats.bytes += len;
+    const launch = (): void => {
+      while (next < jobs.length && reading < MAX_READS && free.length) {
+        const j = next++;
+        const buf = free.pop()!;
+        bufferOf[j] = buf;
+        if (reading++ === 0) busySince = process.hrtime.bigint();
+        results[j] = native.readRanges(memFd, buf, Float64Array.from(jobs[j])).finally(() => {
+          if (--reading === 0) stats.readSeconds += Number(process.hrtime.bigint() - busySince) / 1e9;
+          launch();
+        });
+        results[j].catch(() => undefined); // reported when its turn comes
       }
-      free.push(buf);
+    };
+
+    try {
       launch();
+      for (let j = 0; j < jobs.length; j++) {
+        const crcs = await results[j];
+        const buf = bufferOf[j];
+        const job = jobs[j];
+        let off = 0;
+        for (let k = 0; k < job.length; k += 2) {
+          const len = job[k + 1];
+          await out.pagesRecord(imageAddr(job[k]), buf.subarray(off, off + len), crcs[k / 2]);
+          off += len;
+          stats.pages += len / PAGE_SIZE;
+          stats.bytes += len;
+        }
+        free.push(buf);
+        launch();
+      }
+    } finally {
+      // Reads still in flight use memFd and our buffers: let them finish
+      // before the caller closes the descriptor.
+      next = jobs.length;
+      await Promise.allSettled(results.filter(Boolean));
     }
-  } finally {
-    // Reads still in flight use memFd and our buffers: let them finish
-    // before the caller closes the descriptor.
-    next = jobs.length;
-    await Promise.allSettled(results.filter(Boolean));
   }
 }
