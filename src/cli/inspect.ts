@@ -47,6 +47,13 @@ export async function inspectImage(source: AsyncIterable<Buffer>): Promise<objec
 }
 
 /** One task of the image as JSON. */
+/** Pages of the mapping the task takes from its parent (copy-on-write shared). */
+function inheritedIn(ranges: ImageMeta['inherited'], v: VmaRecord): number {
+  let n = 0;
+  for (const r of ranges) if (r.start >= v.start && r.start < v.end) n += r.len / 4096;
+  return n;
+}
+
 function describeTask(m: ImageMeta, pagesPerVma: Map<VmaRecord, number>): object {
   const gp = m.regs[0].gp;
   return {
@@ -76,7 +83,9 @@ function describeTask(m: ImageMeta, pagesPerVma: Map<VmaRecord, number>): object
     mappings: m.vmas.map((v) => ({
       start: hex(v.start), end: hex(v.end), kind: kindName(v.kind), prot: protString(v.prot), path: v.path || undefined,
       offset: v.pgoff ? hex(v.pgoff * 4096) : undefined, pages: pagesPerVma.get(v) ?? 0, sharedMemory: v.shmId || undefined,
+      inheritedPages: inheritedIn(m.inherited, v) || undefined,
     })),
+    inheritedPages: m.inherited.reduce((n, r) => n + r.len / 4096, 0),
     files: m.fds.map((f) => ({ fd: f.fd, path: f.path, kind: ['', 'file', 'dir', 'path'][f.kind], flags: `0${f.flags.toString(8)}`, pos: Number(f.pos), cloexec: f.cloexec, shared: f.shareId || undefined })),
   };
 }

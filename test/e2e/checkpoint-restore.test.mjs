@@ -37,6 +37,37 @@ for (const name of programs) {
   });
 }
 
+test('t_cow: pages shared copy-on-write with a parent are stored once (inspect shows them inherited)', async () => {
+  const p = new TestProcess('t_cow');
+  try {
+    await p.ready();
+    const d = await crmigrate(['dump', String(p.pid), '--dir', p.imageDir, '--leave-running']);
+    assert.equal(d.code, 0, `dump failed: ${d.stderr}`);
+    const m = /: (\d+) pages \(\+(\d+) shared with a parent, stored once\)/.exec(d.stderr);
+    assert.ok(m, `the dump reports no inherited pages: ${d.stderr}`);
+    const i = await crmigrate(['inspect', p.imageDir]);
+    assert.equal(i.code, 0, `inspect failed: ${i.stderr}`);
+    const tasks = JSON.parse(i.stdout).tasks;
+    assert.equal(tasks.length, 3);
+    const [r, a, a1] = tasks;
+    assert.equal(r.inheritedPages, 0, 'the root inherits nothing');
+    // M is 16 MiB of 4 KiB pages: A shares [N/2, N) with R, A1 shares all of M with A but the
+    // 16 pages A dropped and the 8 it wrote itself
+    // (M may have merged with a neighbour: the mapping that inherits the most)
+    const inM = (t) => t.mappings.reduce((best, v) => ((v.inheritedPages ?? 0) > (best?.inheritedPages ?? 0) ? v : best), null);
+    const mA = inM(a);
+    const mA1 = inM(a1);
+    assert.ok(mA && mA.inheritedPages >= 2048, `A inherits ${mA?.inheritedPages} pages of M from R`);
+    assert.ok(mA1 && mA1.inheritedPages >= 4096 - 16 - 8, `A1 inherits ${mA1?.inheritedPages} pages of M from A`);
+    assert.equal(Number(m[2]), a.inheritedPages + a1.inheritedPages);
+    // stored: R's M, A's own quarter and the pages R rewrote, A1's 8: about 1.5 M, not 3
+    assert.ok(Number(m[1]) < 1.75 * 4096 + 2048, `${m[1]} pages stored`);
+    assert.ok(!/"inheritedPages"/.test(JSON.stringify(r.mappings)), 'no mapping of the root inherits');
+  } finally {
+    p.cleanup();
+  }
+});
+
 test('t_signals: --leave-running checkpoint lets the process go on untouched', async () => {
   const p = new TestProcess('t_signals');
   try {
