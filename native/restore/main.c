@@ -509,7 +509,7 @@ int main(int argc, char **argv) {
       return EXIT_PID_TAKEN;
     }
   }
-  make_objects(&tr, 0);
+  tr.fd_base = tree_fd_base(&tr);
   struct tree_ctl *ctl = mmap(NULL, sizeof *ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (ctl == MAP_FAILED) die_errno("mapping the tree control page");
   g_tree = &tr;
@@ -532,6 +532,7 @@ int main(int argc, char **argv) {
     close(sync[1]);
     if (read(sync[0], &c, 1) != 1) die("parent went away before tracing us");
     close(sync[0]);
+    make_objects(&tr, g_in_fd);
     tree_build(&tr, ctl, load_memory);
     become_task(&tr);
   }

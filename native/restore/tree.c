@@ -211,6 +211,12 @@ static uint64_t make_sysv(const struct crm_object *o) {
   return (uint64_t)m;
 }
 
+int tree_fd_base(const struct tree *t) {
+  int files = 0;
+  for (uint32_t i = 0; i < t->hdr->object_count; i++) files += t->objects[i].kind == CRM_OBJ_FILE;
+  return t->hdr->max_fd + 1 + files;
+}
+
 void make_objects(struct tree *t, int in_fd) {
   uint32_t n = t->hdr->object_count;
   t->object_fd = calloc(n + 1, sizeof *t->object_fd);
@@ -222,9 +228,11 @@ void make_objects(struct tree *t, int in_fd) {
     t->object_fd[i] = -1;
     if (o->kind == CRM_OBJ_FILE) {
       int fd = open_description(tree_str(t, o->path), o->fd_kind, o->flags, o->pos);
-      int hi = fcntl(fd, F_DUPFD, next);
+      /* the objects take the numbers from max_fd + 1 up, in order */
+      int hi = fd == next ? fd : fcntl(fd, F_DUPFD, next);
       if (hi < 0) die_errno("placing shared file %s", tree_str(t, o->path));
-      close(fd);
+      if (hi >= t->fd_base) die("no free descriptor below %d for shared file %s", t->fd_base, tree_str(t, o->path));
+      if (hi != fd) close(fd);
       t->object_fd[i] = hi;
       next = hi + 1;
     } else if (o->kind == CRM_OBJ_SYSV) {
@@ -237,7 +245,6 @@ void make_objects(struct tree *t, int in_fd) {
       t->object_map[i] = (uint64_t)m;
     }
   }
-  t->fd_base = next;
   for (uint32_t i = 0; i < n; i++)
     if (t->objects[i].kind == CRM_OBJ_SHMEM || t->objects[i].kind == CRM_OBJ_SYSV) fill_object(&t->objects[i], (uint8_t *)t->object_map[i], in_fd);
 }

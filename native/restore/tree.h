@@ -16,10 +16,10 @@ struct tree {
   const struct crm_object *objects;
   const char *strings;
   uint32_t nexiting;  /* zombies and helpers: their exits are expected */
-  /* Made by make_objects, inherited by every task. */
+  /* Made by make_objects in the root task, inherited by every task. */
   int *object_fd;       /* FILE: descriptor number (same in every task) */
   uint64_t *object_map; /* SHMEM: address of our mapping */
-  int fd_base;          /* first descriptor above every task's and object's */
+  int fd_base;          /* first descriptor above every task's and object's (tree_fd_base) */
 };
 
 /* State shared by every task and the tracer (one MAP_SHARED page set). */
@@ -35,7 +35,11 @@ struct tree_ctl {
 int tree_load(int fd, struct tree *t, char *err, size_t errlen);
 int tree_parse(uint8_t *buf, size_t size, struct tree *t, char *err, size_t errlen);
 const char *tree_str(const struct tree *t, uint32_t off);
-/* Opens the shared files and maps and fills the shared memory (from in_fd). */
+/* The first descriptor above every task's and every shared file's. */
+int tree_fd_base(const struct tree *t);
+/* Opens the shared files (below fd_base) and maps and fills the shared
+ * memory (from in_fd). Runs in the root task, before it makes any other:
+ * the target's shared memory is never the tracer's. */
 void make_objects(struct tree *t, int in_fd);
 /* Index of a task by PID, or -1. */
 int tree_find(const struct tree *t, int32_t pid);

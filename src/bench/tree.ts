@@ -334,7 +334,7 @@ export const treeSuite: Suite = {
         'bench_tree: the root fills the shared region (first half xorshift64* random, second half log-like text), forks processes-1 children; every thread of the tree waits on a futex word in the shared control region.',
         'dump s / restore s = wall time of `crmigrate dump PID --dir` / `crmigrate restore --dir` (includes node start-up); frozen s = the frozen time the tool reports.',
         'image MiB = size of DIR/image.crm (not compressed with --dir); MiB = 2^20 bytes.',
-        'peak RSS = wait4 ru_maxrss of the CLI: the largest of the node process and (restore) crmigrate-restore, not their sum. On restore it includes the pages of the shared region that crmigrate-restore populates (shmem RSS of the task that becomes the root), so it grows with shared MiB.',
+        'peak RSS = wait4 ru_maxrss of the CLI: the largest of the node process and (restore) crmigrate-restore, not their sum. The shared region is made and filled by the restored root itself, so it counts in the restored tree, not in crmigrate-restore.',
         'verified = after the restore the same PIDs with the same TIDs are in /proc, and on SIGUSR2 the root re-checks every byte of the shared memory, every process and thread answers, each child still shares the region (sees a write of the root), and all exit cleanly.',
       ],
     };
