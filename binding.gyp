@@ -7,6 +7,7 @@
         "native/addon/ptrace_ops.cc",
         "native/addon/memory_ops.cc",
         "native/addon/process_ops.cc",
+        "native/addon/tracking_ops.cc",
         "native/common/crc32c.c"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

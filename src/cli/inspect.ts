@@ -13,17 +13,21 @@ export async function inspectImage(source: AsyncIterable<Buffer>): Promise<objec
   let tree: Extract<Section, { kind: 'tree' }> | undefined;
   const tasks: { meta: ImageMeta; pages: Map<VmaRecord, number> }[] = [];
   const shmemPages = new Map<number, number>();
+  const precopyPages = new Map<number, number>();
+  let precopy: number | null = null;
   let object: number | null = null;
   let pages = 0;
   let r = await sections.next();
   for (; !r.done; r = await sections.next()) {
     const s = r.value;
-    if (s.kind === 'tree') tree = s;
+    if (s.kind === 'precopy') precopy = s.pid;
+    else if (s.kind === 'tree') { precopy = null; tree = s; }
     else if (s.kind === 'shmem') object = s.object.id;
     else if (s.kind === 'task') { object = null; tasks.push({ meta: s.meta, pages: new Map() }); }
     else {
       const n = s.data.length / 4096;
       pages += n;
+      if (precopy !== null) { precopyPages.set(precopy, (precopyPages.get(precopy) ?? 0) + n); continue; }
       if (object !== null) { shmemPages.set(object, (shmemPages.get(object) ?? 0) + n); continue; }
       const t = tasks[tasks.length - 1];
       const v = t.meta.vmas.find((x) => s.addr >= x.start && s.addr < x.end);
@@ -38,6 +42,7 @@ export async function inspectImage(source: AsyncIterable<Buffer>): Promise<objec
       pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, threads: p.tids.length,
       zombie: p.zombie ? (p.exitSignal ? { signal: p.exitSignal } : { code: p.exitCode }) : undefined,
     })),
+    preCopy: precopyPages.size ? [...precopyPages].map(([pid, n]) => ({ pid, pages: n })) : undefined,
     sharedMemory: tree!.shmem.map((o) => ({ id: o.id, bytes: o.size, pages: shmemPages.get(o.id) ?? 0 })),
     sharedFiles: tree!.files.map((f) => ({ id: f.id, path: f.path, pos: Number(f.pos), flags: `0${f.flags.toString(8)}` })),
     tasks: tasks.map((t) => describeTask(t.meta, t.pages)),
@@ -86,6 +91,7 @@ function describeTask(m: ImageMeta, pagesPerVma: Map<VmaRecord, number>): object
       inheritedPages: inheritedIn(m.inherited, v) || undefined,
     })),
     inheritedPages: m.inherited.reduce((n, r) => n + r.len / 4096, 0),
+    preCopiedPages: m.precopied.length ? m.precopied.reduce((n, r) => n + r.len / 4096, 0) : undefined,
     files: m.fds.map((f) => ({ fd: f.fd, path: f.path, kind: ['', 'file', 'dir', 'path'][f.kind], flags: `0${f.flags.toString(8)}`, pos: Number(f.pos), cloexec: f.cloexec, shared: f.shareId || undefined })),
   };
 }

@@ -100,19 +100,21 @@ program
   .argument('<pid>', 'process to checkpoint', parsePid)
   .requiredOption('-D, --dir <dir>', 'directory for the image (created with mode 0700)')
   .option('--leave-running', 'let the process continue after the checkpoint instead of killing it')
-  .action(async (pid: number, o: { dir: string; leaveRunning?: boolean }) => {
+  .option('--pre-copy', 'copy the memory first while the process runs, then freeze it only to copy what it wrote since (a short pause whatever its size)')
+  .action(async (pid: number, o: { dir: string; leaveRunning?: boolean; preCopy?: boolean }) => {
     const [{ dumpToSink }, { ImageFileSink, prepareImageDir }] = await Promise.all([import('../dump/dump.js'), import('../image/files.js')]);
     await prepareImageDir(o.dir);
     const sink = await ImageFileSink.create(o.dir);
     try {
       // The image must be durable before the process is killed; a process
       // that goes on needs no such wait, so it is let go first.
-      const r = await dumpToSink(pid, sink, { after: o.leaveRunning ? 'continue' : 'kill', beforeRelease: o.leaveRunning ? undefined : () => sink.commit() });
+      const r = await dumpToSink(pid, sink, { after: o.leaveRunning ? 'continue' : 'kill', beforeRelease: o.leaveRunning ? undefined : () => sink.commit(), preCopy: o.preCopy });
       if (o.leaveRunning) await sink.commit();
       const readRate = r.pages.readSeconds > 0 ? `, pages read at ${(r.pages.bytes / 1e9 / r.pages.readSeconds).toFixed(2)} GB/s` : '';
       const tree = r.processes > 1 ? ` and ${r.processes - 1} below it` : '';
       const inherited = r.pages.inheritedPages ? ` (+${r.pages.inheritedPages} shared with a parent, stored once)` : '';
-      process.stderr.write(`dumped process ${pid}${tree}: ${r.pages.pages} pages${inherited}, ${(r.imageBytes / 1048576).toFixed(1)} MiB image, frozen ${r.frozenSeconds.toFixed(3)} s${readRate}${o.leaveRunning ? '; left running' : ''}\n`);
+      const pre = o.preCopy ? ` while frozen (${r.precopyPages} copied before, ${r.pages.precopiedPages} of them used)` : '';
+      process.stderr.write(`dumped process ${pid}${tree}: ${r.pages.pages} pages${inherited}${pre}, ${(r.imageBytes / 1048576).toFixed(1)} MiB image, frozen ${r.frozenSeconds.toFixed(3)} s${readRate}${o.leaveRunning ? '; left running' : ''}\n`);
     } catch (err) {
       await sink.discard();
       throw err;

@@ -8,7 +8,7 @@ import {
 } from '../image/records.js';
 import { ImageWriter, type ByteSink } from '../image/stream.js';
 import { assignSharing, collectFds } from '../resources/files.js';
-import { assignShmem, collectVmas, dumpPages, dumpShmemPages, emptyStats, inheritedRecords, taskPages, type PageDumpStats } from '../resources/memory.js';
+import { assignShmem, collectVmas, dumpPages, dumpShmemPages, emptyStats, inheritedRecords, rangeRecords, sumLengths, taskPages, type PageDumpStats } from '../resources/memory.js';
 import { collectRegisters, xsaveFeatures } from '../resources/registers.js';
 import { collectSignals } from '../resources/signals.js';
 import { checkTaskSupported, collectTask } from '../resources/task.js';
@@ -20,12 +20,16 @@ import { CrmError, ExitCode } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import { FrozenTree, type FrozenProcess } from './freeze.js';
 import { Injector } from './inject.js';
+import { intersectRanges, PreCopy, subtractRanges } from './precopy.js';
 
 export interface DumpResult {
   pid: number;
   /** Processes in the tree, zombies included. */
   processes: number;
+  /** Pages written while frozen. */
   pages: PageDumpStats;
+  /** Pages copied before the freeze (--pre-copy). */
+  precopyPages: number;
   imageBytes: number;
   frozenSeconds: number;
 }
@@ -40,6 +44,8 @@ export interface DumpOptions {
    * (zombies included); may decide the release. If it throws, the process
    * is let go on as if nothing happened. */
   beforeRelease?: (frozen: number[]) => Promise<Release | void>;
+  /** Copy the pages first while the tree runs; freeze only to copy what changed since. */
+  preCopy?: boolean;
 }
 
 interface CollectedTask {
@@ -77,35 +83,59 @@ function collectProcess(pid: number, proc: FrozenProcess): CollectedTask {
   return { pid, threads: proc.threads.length, record, vmas: collectVmas(pid), fds: collectFds(pid) };
 }
 
+/** The image's header; xsave: the FPU state of the root's main thread. */
+function imageHeader(pid: number, xsave: Buffer): HeaderRecord {
+  return {
+    imageVersion: IMAGE_VERSION, toolVersion: VERSION, arch: 'x86_64', kernel: kernelRelease(), hostname: hostname(),
+    pageSize: PAGE_SIZE, xsaveSize: xsave.length, xcr0: xsaveFeatures(xsave), createdMs: BigInt(Date.now()), rootPid: pid,
+  };
+}
+
 export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions): Promise<DumpResult> {
   if (!Number.isInteger(pid) || pid <= 0) throw new CrmError(`invalid PID ${pid}`, ExitCode.USAGE);
   if (pid === process.pid || pid === process.ppid) throw new CrmError(`refusing to checkpoint crmigrate itself (PID ${pid})`, ExitCode.USAGE);
   checkTaskSupported(pid);
+  const out = new ImageWriter(sink);
+  await out.start();
+  const pages = emptyStats();
+  const pump = new PagePump();
+  // with pre-copy, the header and every process's pages go out first, while the tree runs
+  const precopy = opts.preCopy ? await PreCopy.start(pid, (x) => imageHeader(pid, x), out, pump, pages) : null;
+  if (precopy) {
+    // on disk while the tree runs: the commit in the frozen window syncs only the rest
+    try {
+      await sink.sync?.();
+    } catch (err) {
+      precopy.stop();
+      throw err;
+    }
+  }
+  const precopyStats = { ...pages };
   const t0 = process.hrtime.bigint();
-  const tree = FrozenTree.freeze(pid);
+  let tree: FrozenTree;
+  try {
+    tree = FrozenTree.freeze(pid);
+  } catch (err) {
+    precopy?.stop();
+    throw err;
+  }
   let release: Release = 'continue';
   try {
     for (const m of tree.members) if (m.pid === process.pid) throw new CrmError(`refusing to checkpoint a tree holding crmigrate itself`, ExitCode.USAGE);
+    // the pre-copied pages still valid; our tracking ends before the mappings are read
+    const usable = new Map(tree.live.map((m) => [m.pid, precopy?.finish(m.pid) ?? []]));
+    precopy?.stop();
     // Checked again (in collectProcess) now that nothing can change under us.
     const tasks = tree.live.map((m) => collectProcess(m.pid, m.proc!));
     const shmem = assignShmem(tasks);
     const sharedFiles = assignSharing(tasks);
 
-    const out = new ImageWriter(sink);
-    await out.start();
-    const xsave = tasks[0].record.regs[0].xsave;
-    const header: HeaderRecord = {
-      imageVersion: IMAGE_VERSION, toolVersion: VERSION, arch: 'x86_64', kernel: kernelRelease(), hostname: hostname(),
-      pageSize: PAGE_SIZE, xsaveSize: xsave.length, xcr0: xsaveFeatures(xsave), createdMs: BigInt(Date.now()), rootPid: pid,
-    };
-    await out.record(RecordType.HEADER, header);
+    if (!precopy) await out.record(RecordType.HEADER, imageHeader(pid, tasks[0].record.regs[0].xsave));
     const maxFd = new Map(tasks.map((t) => [t.pid, t.fds.length ? t.fds[t.fds.length - 1].fd : -1]));
     for (const m of tree.members) await out.record(RecordType.PROCESS, processRecord(m, maxFd.get(m.pid) ?? -1));
     for (const o of shmem) await out.record(RecordType.SHMEM, { id: o.id, size: o.size });
     for (const o of shmem) if (o.sysv) await out.record(RecordType.SYSV_SHM, o.sysv);
     for (const f of sharedFiles) await out.record(RecordType.SHARED_FILE, f);
-    const pages = emptyStats();
-    const pump = new PagePump();
     for (const o of shmem) {
       await out.record(RecordType.OBJECT_PAGES, { id: o.id });
       await dumpShmemPages(o, out, pump, pages);
@@ -124,12 +154,16 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
       for (const f of t.fds) await out.record(RecordType.FD, f);
       const own = taskPages(t, t.pid === pid ? undefined : byPid.get(r.task.ppid));
       for (const rec of inheritedRecords(own.inherited, pages)) await out.record(RecordType.INHERITED, rec);
-      await dumpPages(t.pid, own.stored, out, pump, pages);
+      const fromPrecopy = intersectRanges(own.stored, usable.get(t.pid) ?? []);
+      for (const rec of rangeRecords(fromPrecopy)) await out.record(RecordType.PRECOPY_USE, rec);
+      pages.precopiedPages += sumLengths(fromPrecopy) / PAGE_SIZE;
+      await dumpPages(t.pid, fromPrecopy.length ? subtractRanges(own.stored, fromPrecopy) : own.stored, out, pump, pages);
     }
     await out.finish();
     release = opts.beforeRelease ? ((await opts.beforeRelease(tree.members.map((m) => m.pid))) ?? opts.after) : opts.after;
     const frozenSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    return { pid, processes: tree.members.length, pages, imageBytes: out.bytesWritten, frozenSeconds };
+    const frozenPages = { ...pages, pages: pages.pages - precopyStats.pages, bytes: pages.bytes - precopyStats.bytes, readSeconds: pages.readSeconds - precopyStats.readSeconds };
+    return { pid, processes: tree.members.length, pages: frozenPages, precopyPages: precopyStats.pages, imageBytes: out.bytesWritten, frozenSeconds };
   } finally {
     if (release === 'kill') tree.kill();
     else if (release === 'hold') tree.holdStopped();

@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import { childrenOf, parseStat, parseStatus, procPath, readProc } from '../util/procfs.js';
 
 export const SYS = {
-  mmap: 9, munmap: 11, rt_sigaction: 13, getitimer: 36, brk: 12, sigaltstack: 131, restart_syscall: 219,
+  close: 3, mmap: 9, munmap: 11, rt_sigaction: 13, getitimer: 36, brk: 12, sigaltstack: 131, restart_syscall: 219, userfaultfd: 323,
 } as const;
 
 const ERESTARTSYS = 512n;

@@ -51,6 +51,12 @@ export class ImageFileSink implements ByteSink {
     }
   }
 
+  /** Makes what was written so far durable (a pre-copy, before the freeze). */
+  async sync(): Promise<void> {
+    await this.writeback;
+    await this.fh.datasync();
+  }
+
   /** Makes the image durable under its final name: its data, then the
    * rename (the directory is synced too, or a crash could lose the name). */
   async commit(): Promise<void> {

@@ -24,6 +24,8 @@ export const RecordType = {
   SHARED_FILE: 13,
   SYSV_SHM: 14,
   INHERITED: 15,
+  PRECOPY: 16,
+  PRECOPY_USE: 17,
   TRAILER: 255,
 } as const;
 export type RecordTypeId = (typeof RecordType)[keyof typeof RecordType];
@@ -199,6 +201,20 @@ export interface InheritedRecord {
 }
 export const MAX_INHERITED_RANGES = 65536;
 
+/**
+ * A pre-copy dump copies each process's pages while it still runs: after the
+ * header, a PRECOPY record per process is followed by its PAGES as they were
+ * then. In the task's own section, PRECOPY_USE lists the pages of those that
+ * were not written before the freeze (the restore takes them from the
+ * pre-copy); the others are in the task's PAGES. Same range rules as INHERITED.
+ */
+export interface PrecopyRecord {
+  pid: number;
+}
+export interface PrecopyUseRecord {
+  ranges: { start: number; len: number }[];
+}
+
 export interface TrailerRecord {
   records: number; // records before the trailer, header included
   pages: number;
@@ -254,6 +270,8 @@ export const schemas: Record<Exclude<RecordTypeId, typeof RecordType.PAGES>, Sch
   [RecordType.SYSV_SHM]: [['id', 'u32'], ['shmid', 'i32'], ['size', 'addr'], ['mode', 'u32'], ['uid', 'u32'], ['gid', 'u32']],
   [RecordType.SHARED_FILE]: [['id', 'u32'], ['kind', 'u8'], ['path', { str: 4096 }], ['flags', 'u32'], ['pos', 'u64']],
   [RecordType.INHERITED]: [['ranges', { list: [['start', 'addr'], ['len', 'addr']], max: MAX_INHERITED_RANGES }]],
+  [RecordType.PRECOPY]: [['pid', 'i32']],
+  [RecordType.PRECOPY_USE]: [['ranges', { list: [['start', 'addr'], ['len', 'addr']], max: MAX_INHERITED_RANGES }]],
   [RecordType.TRAILER]: [['records', 'u32'], ['pages', 'u32'], ['pageBytes', 'u64'], ['chainCrc', 'u32']],
 };
 
@@ -387,16 +405,20 @@ export function validate(type: RecordTypeId, v: Decoded): void {
       check(s.id > 0 && s.shmid >= 0 && s.size > 0 && s.mode <= 0o777, `System V segment ${s.shmid} is invalid`);
       break;
     }
-    case RecordType.INHERITED: {
-      const r = v as unknown as InheritedRecord;
+    case RecordType.INHERITED:
+    case RecordType.PRECOPY_USE: {
+      const what = type === RecordType.INHERITED ? 'inherited' : 'pre-copied';
       let prevEnd = 0;
-      for (const { start, len } of r.ranges) {
+      for (const { start, len } of (v as unknown as InheritedRecord).ranges) {
         check(len > 0 && pageAligned(start) && pageAligned(len) && start >= prevEnd && start + len <= 0x7ffffffff000,
-          `inherited pages at ${start.toString(16)} (+${len.toString(16)}) are misaligned, unsorted or out of range`);
+          `${what} pages at ${start.toString(16)} (+${len.toString(16)}) are misaligned, unsorted or out of range`);
         prevEnd = start + len;
       }
       break;
     }
+    case RecordType.PRECOPY:
+      check((v as unknown as PrecopyRecord).pid > 0, `pre-copy record has an invalid pid ${String(v.pid)}`);
+      break;
     case RecordType.OBJECT_PAGES:
     case RecordType.TRAILER:
       break;

@@ -21,6 +21,8 @@ export const MAX_PAGES_RECORD = 64 << 20;
 
 export interface ByteSink {
   write(chunk: Buffer): Promise<void>;
+  /** Makes what was written so far durable, if the sink keeps anything. */
+  sync?(): Promise<void>;
 }
 
 export class ImageWriter {

@@ -43,6 +43,14 @@ export interface NativeAddon {
   makePipe(size: number): [number, number];
   /** Writes all of data to fd on a worker thread; rejects with .code (e.g. EPIPE). */
   writeAll(fd: number, data: Uint8Array): Promise<void>;
+  /** Our copy of descriptor fd of process pid (pidfd_getfd). */
+  pidfdGetfd(pid: number, fd: number): number;
+  /** UFFDIO_API on a userfaultfd: write-protect, resolved by the kernel (WP_ASYNC). */
+  uffdEnableWpAsync(uffd: number): void;
+  /** UFFDIO_REGISTER(WP) of [start, start+len) in the userfaultfd's mm: 0, or why not (errno). */
+  uffdRegisterWp(uffd: number, start: number, len: number): number;
+  /** [start, end) pairs of pages written since last protected (PAGEMAP_SCAN); reprotect: protect them again. */
+  writtenPages(pagemapFd: number, start: number, end: number, reprotect: boolean): Float64Array;
   /** Starts writing [offset, offset+len) of a file's dirty page cache to disk (sync_file_range WRITE). */
   startWriteback(fd: number, offset: number, len: number): Promise<void>;
   /** A read-only shared mapping of [offset, offset+length) of the file (offset page aligned). */

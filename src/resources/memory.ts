@@ -111,9 +111,11 @@ export interface PageDumpStats {
   readSeconds: number;
   /** Pages not stored: a child takes them from its parent. */
   inheritedPages: number;
+  /** Pages not stored again: taken from the pre-copy. */
+  precopiedPages: number;
 }
 
-export const emptyStats = (): PageDumpStats => ({ pages: 0, bytes: 0, readSeconds: 0, inheritedPages: 0 });
+export const emptyStats = (): PageDumpStats => ({ pages: 0, bytes: 0, readSeconds: 0, inheritedPages: 0, precopiedPages: 0 });
 
 /**
  * Streams [addr, len] ranges of one process into the image as PAGES records
@@ -132,7 +134,7 @@ async function streamRanges(pid: number, ranges: number[], imageAddr: (addr: num
 
 /** Present pages of the given mappings of one process as [addr, len] pairs
  * (one pagemap descriptor for all of them). */
-function scan(pid: number, vmas: VmaRecord[]): number[] {
+export function presentPages(pid: number, vmas: VmaRecord[]): number[] {
   const pagemapFd = native.openProcFile(pid, 'pagemap');
   try {
     const out: number[] = [];
@@ -238,7 +240,7 @@ export function splitInherited(present: number[], vmas: VmaRecord[], parent: Pro
  * with the parent are inherited instead of stored. */
 export function taskPages(task: ProcessMemory, parent?: ProcessMemory): TaskPages {
   const own = task.vmas.filter((v) => holdsPages(v.kind));
-  const present = scan(task.pid, own);
+  const present = presentPages(task.pid, own);
   if (!parent || !own.some((v) => inheritableFrom(v, parent.vmas))) return { stored: present, inherited: [] };
   const childFd = native.openProcFile(task.pid, 'pagemap');
   try {
@@ -253,18 +255,27 @@ export function taskPages(task: ProcessMemory, parent?: ProcessMemory): TaskPage
   }
 }
 
-/** INHERITED records for [addr, len] pairs (as many as the record limit needs). */
-export function inheritedRecords(inherited: number[], stats: PageDumpStats): InheritedRecord[] {
+/** Records of [addr, len] pairs (INHERITED, PRECOPY_USE): as many as the record limit needs. */
+export function rangeRecords(pairs: number[]): InheritedRecord[] {
   const out: InheritedRecord[] = [];
-  for (let i = 0; i < inherited.length; i += 2 * MAX_INHERITED_RANGES) {
+  for (let i = 0; i < pairs.length; i += 2 * MAX_INHERITED_RANGES) {
     const ranges = [];
-    for (let k = i; k < Math.min(inherited.length, i + 2 * MAX_INHERITED_RANGES); k += 2) {
-      ranges.push({ start: inherited[k], len: inherited[k + 1] });
-      stats.inheritedPages += inherited[k + 1] / PAGE_SIZE;
-    }
+    for (let k = i; k < Math.min(pairs.length, i + 2 * MAX_INHERITED_RANGES); k += 2) ranges.push({ start: pairs[k], len: pairs[k + 1] });
     out.push({ ranges });
   }
   return out;
+}
+
+export const sumLengths = (pairs: number[]): number => {
+  let n = 0;
+  for (let i = 1; i < pairs.length; i += 2) n += pairs[i];
+  return n;
+};
+
+/** INHERITED records for [addr, len] pairs, counted in stats. */
+export function inheritedRecords(inherited: number[], stats: PageDumpStats): InheritedRecord[] {
+  stats.inheritedPages += sumLengths(inherited) / PAGE_SIZE;
+  return rangeRecords(inherited);
 }
 
 /** Streams the given [addr, len] pages of a task into the image. */
@@ -332,7 +343,7 @@ export async function dumpShmemPages(o: ShmemObject, out: ImageWriter, pump: Pag
   for (const { pid, vma } of o.users) {
     const base = vma.pgoff * PAGE_SIZE;
     const fresh: number[] = [];
-    const found = scan(pid, [vma]);
+    const found = presentPages(pid, [vma]);
     for (let i = 0; i < found.length; i += 2) {
       for (let a = found[i]; a < found[i] + found[i + 1]; a += PAGE_SIZE) {
         const page = (a - vma.start + base) / PAGE_SIZE;

@@ -1,7 +1,7 @@
 // The metadata of an image gathered from its records (everything before the
 // page data), with the checks that the set is complete and consistent.
 import {
-  RecordType, recordName, VmaKind, type FdRecord, type HeaderRecord, type InheritedRecord, type ObjectPagesRecord, type ProcessRecord, type RegsRecord,
+  RecordType, recordName, VmaKind, type FdRecord, type HeaderRecord, type InheritedRecord, type ObjectPagesRecord, type PrecopyRecord, type ProcessRecord, type RegsRecord,
   type SharedFileRecord, type ShmemRecord, type SignalsRecord, type SysvShmRecord, type TaskRecord, type ThreadRecord, type TimersRecord, type TrailerRecord,
   type VmaRecord,
 } from '../image/records.js';
@@ -21,6 +21,8 @@ export interface ImageMeta {
   fds: FdRecord[];
   /** Pages shared copy-on-write with the parent, taken from it (sorted). */
   inherited: InheritedRecord['ranges'];
+  /** Pages taken from the task's pre-copy (sorted). */
+  precopied: InheritedRecord['ranges'];
 }
 
 export class MetaCollector {
@@ -33,6 +35,7 @@ export class MetaCollector {
   private readonly vmas: VmaRecord[] = [];
   private readonly fds: FdRecord[] = [];
   private readonly inherited: InheritedRecord['ranges'] = [];
+  private readonly precopied: InheritedRecord['ranges'] = [];
 
   add(item: ImageItem): void {
     if (item.type === RecordType.PAGES) throw new Error('MetaCollector.add: page record');
@@ -51,6 +54,7 @@ export class MetaCollector {
       case RecordType.VMA: this.vmas.push(v as unknown as VmaRecord); break;
       case RecordType.FD: this.fds.push(v as unknown as FdRecord); break;
       case RecordType.INHERITED: for (const r of (v as unknown as InheritedRecord).ranges) this.inherited.push(r); break;
+      case RecordType.PRECOPY_USE: for (const r of (v as unknown as InheritedRecord).ranges) this.precopied.push(r); break;
       default: throw new ImageError(`unexpected record type ${item.type} before the page data`);
     }
   }
@@ -81,17 +85,18 @@ export class MetaCollector {
       if (this.vmas[i].start < this.vmas[i - 1].end) throw new ImageError(`image mappings overlap at ${this.vmas[i].start.toString(16)}`);
     for (let i = 1; i < this.fds.length; i++)
       if (this.fds[i].fd <= this.fds[i - 1].fd) throw new ImageError(`image descriptors are duplicated or unsorted at ${this.fds[i].fd}`);
-    checkInherited(this.inherited, this.vmas);
-    return { header, task, threads: this.threads, regs, signals, timers, vmas: this.vmas, fds: this.fds, inherited: this.inherited };
+    checkRanges(this.inherited, this.vmas, 'inherited');
+    checkRanges(this.precopied, this.vmas, 'pre-copied');
+    return { header, task, threads: this.threads, regs, signals, timers, vmas: this.vmas, fds: this.fds, inherited: this.inherited, precopied: this.precopied };
   }
 }
 
-/** Inherited pages lie in order, each range inside one private mapping. */
-function checkInherited(ranges: InheritedRecord['ranges'], vmas: VmaRecord[]): void {
+/** Inherited or pre-copied pages lie in order, each range inside one private mapping. */
+function checkRanges(ranges: InheritedRecord['ranges'], vmas: VmaRecord[], what: string): void {
   let prevEnd = 0;
   let i = 0;
   for (const r of ranges) {
-    const where = `image: inherited pages at ${r.start.toString(16)}`;
+    const where = `image: ${what} pages at ${r.start.toString(16)}`;
     if (r.start < prevEnd) throw new ImageError(`${where} overlap or are unsorted`);
     prevEnd = r.start + r.len;
     while (i < vmas.length && vmas[i].end <= r.start) i++;
@@ -102,8 +107,10 @@ function checkInherited(ranges: InheritedRecord['ranges'], vmas: VmaRecord[]): v
 }
 
 /** The parts of a tree image, in stream order; 'pages' belong to the last
- * 'shmem' or 'task' before them (offsets in the object, or addresses). */
+ * 'precopy', 'shmem' or 'task' before them (offsets in the object, or
+ * addresses). Pre-copies come first, before the tree. */
 export type Section =
+  | { kind: 'precopy'; pid: number }
   | { kind: 'tree'; header: HeaderRecord; processes: ProcessRecord[]; shmem: ShmemRecord[]; sysv: SysvShmRecord[]; files: SharedFileRecord[] }
   | { kind: 'shmem'; object: ShmemRecord }
   | { kind: 'task'; meta: ImageMeta }
@@ -125,7 +132,9 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
   let treeDone = false;
   let liveLeft: ProcessRecord[] = [];
   let objectsSeen = 0;
-  // where we are: inside a shared memory object's pages, a task's records, or a task's pages
+  const precopies = new Set<number>();
+  // where we are: inside a pre-copy, a shared memory object's pages, a task's records, or a task's pages
+  let precopy = false;
   let object: ShmemRecord | null = null;
   let task: MetaCollector | null = null;
   let taskPages = false;
@@ -157,6 +166,7 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
     const tids = meta.threads.map((t) => t.tid);
     if (tids.length !== p.tids.length || tids.some((t, i) => t !== p.tids[i])) throw new ImageError(`image: the threads of task ${p.pid} differ from its process record`);
     if (meta.inherited.length && p === processes[0]) throw new ImageError(`image: the root ${p.pid} inherits pages but has no parent in the image`);
+    if (meta.precopied.length && !precopies.has(p.pid)) throw new ImageError(`image: task ${p.pid} takes pre-copied pages but has no pre-copy`);
     for (const v of meta.vmas) {
       if (v.kind !== VmaKind.ANON_SHARED) continue;
       const o = shmem.find((x) => x.id === v.shmId);
@@ -176,7 +186,7 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
           task = null;
           taskPages = true;
         }
-        if (!object && !taskPages) throw new ImageError('image has page data outside any task or object');
+        if (!object && !taskPages && !precopy) throw new ImageError('image has page data outside any task or object');
         if (object && item.addr + item.data.length > object.size) throw new ImageError(`image: pages past the end of shared memory ${object.id}`);
         yield { kind: 'pages', addr: item.addr, data: item.data, fileOffset: item.fileOffset };
         continue;
@@ -187,11 +197,21 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
           if (header) throw new ImageError('image has a second header record');
           header = v as unknown as HeaderRecord;
           break;
+        case RecordType.PRECOPY: {
+          const pid = (v as unknown as PrecopyRecord).pid;
+          if (!header || processes.length) throw new ImageError('image has a pre-copy record out of place');
+          if (precopies.has(pid)) throw new ImageError(`image has two pre-copies of process ${pid}`);
+          precopies.add(pid);
+          precopy = true;
+          yield { kind: 'precopy', pid };
+          break;
+        }
         case RecordType.PROCESS:
         case RecordType.SHMEM:
         case RecordType.SYSV_SHM:
         case RecordType.SHARED_FILE:
           if (treeDone || !header) throw new ImageError(`image has a ${recordName(item.type)} record out of place`);
+          precopy = false;
           if (item.type === RecordType.PROCESS) processes.push(v as unknown as ProcessRecord);
           else if (item.type === RecordType.SHMEM) shmem.push(v as unknown as ShmemRecord);
           else if (item.type === RecordType.SYSV_SHM) sysv.push(v as unknown as SysvShmRecord);

@@ -36,6 +36,32 @@ export function buildPlan(meta: ImageMeta): Plan {
   return plan;
 }
 
+/** A PAGES record of a pre-copy: its address range and where its data lies in the image file. */
+export interface PrecopiedPages {
+  addr: number;
+  len: number;
+  fileOffset: number;
+}
+
+/** The parts of the pre-copied records (sorted by address) that the task
+ * uses (sorted ranges), as file chunks. */
+export function precopiedChunks(use: { start: number; len: number }[], records: PrecopiedPages[]): PrecopiedPages[] {
+  const out: PrecopiedPages[] = [];
+  const sorted = [...records].sort((a, b) => a.addr - b.addr);
+  let k = 0;
+  for (const r of use) {
+    const end = r.start + r.len;
+    while (k < sorted.length && sorted[k].addr + sorted[k].len <= r.start) k++;
+    for (let j = k; j < sorted.length && sorted[j].addr < end; j++) {
+      const p = sorted[j];
+      const s = Math.max(r.start, p.addr);
+      const e = Math.min(end, p.addr + p.len);
+      if (e > s) out.push({ addr: s, len: e - s, fileOffset: p.fileOffset + (s - p.addr) });
+    }
+  }
+  return out;
+}
+
 /** Every PID and TID the tree takes must be free here. */
 export function checkPidsFree(pids: number[], processes: Set<number>): void {
   const taken = pids.filter(pidInUse);
@@ -81,7 +107,19 @@ export async function restoreFromStream(source: AsyncIterable<Buffer>, opts: Res
  * here first, as every record is); only where the pages lie crosses the pipe.
  */
 async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts: RestoreOptions, t0: bigint, imageFd?: number): Promise<RestoreResult> {
-  const first = await sections.next();
+  // pre-copied pages come first: only where they lie in the file is kept
+  const precopies = new Map<number, PrecopiedPages[]>();
+  let first = await sections.next();
+  for (let pid = 0; !first.done && (first.value.kind === 'precopy' || first.value.kind === 'pages'); first = await sections.next()) {
+    const v = first.value;
+    if (v.kind === 'precopy') {
+      pid = v.pid;
+      precopies.set(pid, []);
+    } else {
+      if (imageFd === undefined || v.fileOffset === undefined) throw new ImageError('an image with pre-copied pages can only be restored from its file (crmigrate restore --dir)');
+      precopies.get(pid)!.push({ addr: v.addr, len: v.data.length, fileOffset: v.fileOffset });
+    }
+  }
   if (first.done || first.value.kind !== 'tree') throw new ImageError('image has no process tree');
   const tree = first.value;
   const treePlan = planTree(tree.processes, tree.shmem, tree.files, tree.sysv);
@@ -151,6 +189,14 @@ async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts:
       if (v.kind === 'task') {
         checkTaskFiles(v.meta);
         await write(encodePlan(buildPlan(v.meta)));
+        // the pages taken from the pre-copy, then (below) the task's own
+        const chunks = precopiedChunks(v.meta.precopied, precopies.get(v.meta.task.pid) ?? []);
+        const named = v.meta.precopied.reduce((n, r) => n + r.len, 0);
+        if (chunks.reduce((n, c) => n + c.len, 0) !== named) throw new ImageError(`image: task ${v.meta.task.pid} takes pre-copied pages its pre-copy does not have`);
+        for (const c of chunks) {
+          await write(fileChunk(c.addr, c.len, c.fileOffset));
+          pages += c.len / 4096;
+        }
       }
     }
     if (open) await write(chunkHeader(CHUNK_END, 0, 0));

@@ -37,6 +37,27 @@ for (const name of programs) {
   });
 }
 
+// The same with a pre-copy: memory copied while the program runs, then only
+// what it wrote since while frozen.
+for (const name of programs) {
+  test(`${name}: checkpoint with --pre-copy, kill, restore keeps every detail`, async () => {
+    const p = new TestProcess(name);
+    try {
+      await p.ready();
+      const d = await crmigrate(['dump', String(p.pid), '--dir', p.imageDir, '--pre-copy']);
+      assert.equal(d.code, 0, `dump failed: ${d.stderr}`);
+      assert.match(d.stderr, /pages( \([^)]*\))? while frozen \(\d+ copied before, \d+ of them used\)/);
+      await p.gone();
+      const r = await crmigrate(['restore', '--dir', p.imageDir, '--pidfile', `${p.dir}/pidfile`]);
+      assert.equal(r.code, 0, `restore failed: ${r.stderr}`);
+      assert.ok(alive(p.pid), 'restored process is not running');
+      assertPassed(assert, await p.verdict(), name);
+    } finally {
+      p.cleanup();
+    }
+  });
+}
+
 test('t_cow: pages shared copy-on-write with a parent are stored once (inspect shows them inherited)', async () => {
   const p = new TestProcess('t_cow');
   try {

@@ -1,0 +1,179 @@
+// Pre-copy (`crmigrate dump --pre-copy`): the pages of every process are
+// copied into the image while the tree still runs, so the frozen window only
+// has to copy what was written since. Writes are tracked without soft-dirty
+// bits (not in this kernel): a userfaultfd is made inside each process (an
+// injected system call; it binds to the caller's mm), taken over with
+// pidfd_getfd and closed there, then registered write-protect with WP_ASYNC
+// on the mappings that hold pages. The kernel resolves each first write by
+// itself and PAGEMAP_SCAN lists the pages written since the protection.
+//
+// A pre-copied page is used only if, at the freeze, it is still in a mapping
+// registered by us (a mapping made, moved or remapped since is not, and is
+// copied whole then) and was not written. Closing our userfaultfd at the
+// freeze unregisters everything; so does our exit, whatever happens.
+import { native } from '../native/addon.js';
+import { RecordType, type HeaderRecord, type VmaRecord } from '../image/records.js';
+import type { ImageWriter } from '../image/stream.js';
+import { collectVmas, dumpPages, holdsPages, parseSmaps, presentPages, type PageDumpStats } from '../resources/memory.js';
+import type { PagePump } from '../resources/page-pump.js';
+import { collectRegisters } from '../resources/registers.js';
+import { CrmError, ExitCode } from '../util/errors.js';
+import { readProc } from '../util/procfs.js';
+import { FrozenTree, SYS, type FrozenTask } from './freeze.js';
+import { Injector } from './inject.js';
+
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+const UFFD_USER_MODE_ONLY = 1;
+
+interface Tracked {
+  pid: number;
+  uffd: number;
+  /** The mappings registered. */
+  registered: VmaRecord[];
+  /** [addr, len] pairs copied while running. */
+  copied: number[];
+}
+
+/** [addr, len] pairs of a minus b (both sorted, non-overlapping). */
+export function subtractRanges(a: number[], b: number[]): number[] {
+  const out: number[] = [];
+  let j = 0;
+  for (let i = 0; i < a.length; i += 2) {
+    let s = a[i];
+    const e = a[i] + a[i + 1];
+    while (j < b.length && b[j] + b[j + 1] <= s) j += 2;
+    for (let k = j; k < b.length && b[k] < e; k += 2) {
+      if (b[k] > s) out.push(s, b[k] - s);
+      s = Math.max(s, b[k] + b[k + 1]);
+    }
+    if (s < e) out.push(s, e - s);
+  }
+  return out;
+}
+
+/** [addr, len] pairs of a that also lie in b (both sorted, non-overlapping). */
+export function intersectRanges(a: number[], b: number[]): number[] {
+  return subtractRanges(a, subtractRanges(a, b));
+}
+
+export class PreCopy {
+  private constructor(private readonly tracked: Map<number, Tracked>, readonly header: HeaderRecord) {}
+
+  /** Pages copied while the tree ran. */
+  get copiedPages(): number {
+    let n = 0;
+    for (const t of this.tracked.values()) for (let i = 1; i < t.copied.length; i += 2) n += t.copied[i] / 4096;
+    return n;
+  }
+
+  /**
+   * Freezes the tree for a moment to hand each process a userfaultfd, then
+   * copies every page of the registered mappings while the tree runs on:
+   * the header, then a PRECOPY record and the PAGES of each process.
+   */
+  static async start(pid: number, makeHeader: (xsave: Buffer) => HeaderRecord, out: ImageWriter, pump: PagePump, stats: PageDumpStats): Promise<PreCopy> {
+    const tracked = new Map<number, Tracked>();
+    try {
+      const tree = FrozenTree.freeze(pid);
+      let header: HeaderRecord;
+      try {
+        header = makeHeader(collectRegisters(tree.live[0].proc!.threads[0]).xsave);
+        for (const m of tree.live) tracked.set(m.pid, { pid: m.pid, uffd: takeUserfaultfd(m.pid, m.proc!.threads[0]), registered: [], copied: [] });
+      } finally {
+        tree.thaw();
+      }
+      for (const t of tracked.values()) register(t);
+      await out.record(RecordType.HEADER, header);
+      for (const t of tracked.values()) {
+        await out.record(RecordType.PRECOPY, { pid: t.pid });
+        t.copied = presentPages(t.pid, t.registered);
+        try {
+          await dumpPages(t.pid, t.copied, out, pump, stats);
+        } catch (err) {
+          // the process unmapped or exited under us: none of its pre-copy is used
+          if (!['EIO', 'EFAULT', 'ESRCH', 'ENOENT'].includes(String((err as { code?: unknown }).code))) throw err;
+          t.copied = [];
+        }
+      }
+      return new PreCopy(tracked, header);
+    } catch (err) {
+      for (const t of tracked.values()) native.closeFd(t.uffd);
+      throw err;
+    }
+  }
+
+  /**
+   * At the freeze, before anything else looks at the mappings: the pages of
+   * the pre-copy of pid still valid ([addr, len] pairs), and its tracking
+   * ends (the userfaultfd is closed: its mappings are unregistered).
+   */
+  finish(pid: number): number[] {
+    const t = this.tracked.get(pid);
+    if (!t) return [];
+    this.tracked.delete(pid);
+    try {
+      const stillOurs: number[] = [];
+      try {
+        for (const v of parseSmaps(readProc(pid, 'smaps'))) if (v.vmFlags.includes('uw')) stillOurs.push(v.start, v.end - v.start);
+      } catch {
+        return []; // gone
+      }
+      const pagemap = native.openProcFile(pid, 'pagemap');
+      const written: number[] = [];
+      try {
+        for (let i = 0; i < stillOurs.length; i += 2) {
+          const w = native.writtenPages(pagemap, stillOurs[i], stillOurs[i] + stillOurs[i + 1], false);
+          for (let k = 0; k < w.length; k += 2) written.push(w[k], w[k + 1] - w[k]);
+        }
+      } finally {
+        native.closeFd(pagemap);
+      }
+      return subtractRanges(intersectRanges(t.copied, stillOurs), written);
+    } finally {
+      native.closeFd(t.uffd);
+    }
+  }
+
+  /** Ends the tracking of every process left (a failed dump). */
+  stop(): void {
+    for (const t of this.tracked.values()) native.closeFd(t.uffd);
+    this.tracked.clear();
+  }
+}
+
+/** A userfaultfd of the process's mm, made inside it and moved to us. */
+function takeUserfaultfd(pid: number, thread: FrozenTask): number {
+  const memFd = native.openProcFile(pid, 'mem');
+  const inj = new Injector(thread, memFd);
+  try {
+    inj.open();
+    const fd = inj.call(SYS.userfaultfd, [O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY]);
+    if (fd < 0n) throw new CrmError(`cannot track the writes of process ${pid}: userfaultfd failed there (${-fd})`, ExitCode.UNSUPPORTED);
+    try {
+      return native.pidfdGetfd(pid, Number(fd));
+    } finally {
+      inj.call(SYS.close, [fd]);
+    }
+  } finally {
+    inj.close();
+    native.closeFd(memFd);
+  }
+}
+
+/** Registers the mappings that hold pages and protects all their pages. */
+function register(t: Tracked): void {
+  native.uffdEnableWpAsync(t.uffd);
+  const pagemap = native.openProcFile(t.pid, 'pagemap');
+  try {
+    for (const v of collectVmas(t.pid)) {
+      if (!holdsPages(v.kind)) continue;
+      // a mapping the kernel will not track is copied whole at the freeze
+      if (native.uffdRegisterWp(t.uffd, v.start, v.end - v.start) !== 0) continue;
+      native.writtenPages(pagemap, v.start, v.end, true);
+      t.registered.push(v);
+    }
+  } finally {
+    native.closeFd(pagemap);
+  }
+}
