@@ -136,6 +136,7 @@ const RECORDS = [
   [RecordType.TASK, TASK], [RecordType.THREAD, THREAD], [RecordType.REGS, REGS], [RecordType.SIGNALS, SIGNALS],
   [RecordType.TIMERS, TIMERS], [RecordType.VMA, VMA_FILE], [RecordType.VMA, VMA_ANON], [RecordType.VMA, VMA_SHARED], [RecordType.VMA, VMA_SHMEM],
   [RecordType.FD, FD], [RecordType.FD, FD_DIR], [RecordType.INHERITED, INHERITED],
+  [RecordType.PRECOPY, { pid: 2147483647 }], [RecordType.PRECOPY_USE, INHERITED],
 ];
 
 async function writeImage(records, pages = []) {
@@ -530,7 +531,7 @@ test('a second header record', async () => {
 });
 
 test('an unknown record type', async () => {
-  for (const type of [0, 16, 77, 254, 0x100, 0xffffffff]) {
+  for (const type of [0, 18, 77, 254, 0x100, 0xffffffff]) {
     const p = Buffer.from('0123456789abcdef');
     await rejects(imageOf([headerFrame, frame(type, p)]), new RegExp(`unknown record type ${type}\\b`), `type ${type}`);
   }
@@ -689,6 +690,8 @@ test('semantic: VMA with start >= end, unaligned, beyond user space, unknown kin
   await rejects(sem(RecordType.INHERITED, { ranges: [{ start: 0x7f0000000000, len: 0x1800 }] }), /inherited pages/);
   await rejects(sem(RecordType.INHERITED, { ranges: [{ start: 0x7f0000002000, len: 0x1000 }, { start: 0x7f0000001000, len: 0x2000 }] }), /inherited pages at 7f0000001000 .* unsorted/);
   await rejects(sem(RecordType.INHERITED, { ranges: [{ start: 0x7ffffffff000, len: 0x2000 }] }), /out of range/);
+  await rejects(sem(RecordType.PRECOPY_USE, { ranges: [{ start: 0x7f0000002000, len: 0x1000 }, { start: 0x7f0000001000, len: 0x2000 }] }), /pre-copied pages at 7f0000001000 .* unsorted/);
+  await rejects(sem(RecordType.PRECOPY, { pid: 0 }), /pre-copy record has an invalid pid 0/);
   await rejects(sem(RecordType.VMA, { ...VMA_ANON, end: VMA_ANON.start }), /mapping 7f0000000000-7f0000000000 has a bad range/);
   await rejects(sem(RecordType.VMA, { ...VMA_ANON, start: 0x7f0000005000 }), /mapping 7f0000005000-7f0000004000 has a bad range/);
   await rejects(sem(RecordType.VMA, { ...VMA_ANON, start: 0x7f0000000800 }), /has a bad range/);

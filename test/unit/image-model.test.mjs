@@ -528,3 +528,31 @@ test('readSections: a child inheriting pages gets them in its meta; the ranges m
   const rootInherits = [...base.slice(0, base.findIndex(isTask(PID))), ...rootTask(), [RecordType.INHERITED, { ranges: [{ start: 0x7f0000000000, len: 0x1000 }] }], ...base.slice(base.findIndex((it) => it[0] === PAGES && it[1] === VMA.start))];
   await sectionsRefused(rootInherits, /^image: the root 4242 inherits pages but has no parent in the image$/, 'root');
 });
+
+// ---------------------------------------------------------------------------
+// Pre-copy: PRECOPY sections (pages copied while the tree ran) before the tree
+
+test('readSections: pre-copy sections come first and the tasks name the pages they take from them', async () => {
+  const base = treeImage();
+  const header = base[0];
+  const pre = [[RecordType.PRECOPY, { pid: PID }], pages(VMA.start, ROOT_PAGE), [RecordType.PRECOPY, { pid: CHILD }]];
+  const withUse = (items, pid, ranges) => {
+    const i = items.findIndex(isTask(pid));
+    const end = items.findIndex((it, k) => k > i && (it[0] === PAGES || it[0] === RecordType.TASK));
+    const at = end < 0 ? items.length : end;
+    return [...items.slice(0, at), [RecordType.PRECOPY_USE, { ranges }], ...items.slice(at)];
+  };
+  const good = withUse([header, ...pre, ...base.slice(1)], PID, [{ start: VMA.start, len: 0x1000 }]);
+  const { sections, error } = await sectionsOf(good);
+  assert.equal(error, undefined, error?.message);
+  assert.deepEqual(sections.slice(0, 4).map((s) => s.kind), ['precopy', 'pages', 'precopy', 'tree']);
+  assert.equal(sections[0].pid, PID);
+  assert.deepEqual(sections.find((s) => s.kind === 'task').meta.precopied, [{ start: VMA.start, len: 0x1000 }]);
+
+  await sectionsRefused([...base.slice(0, 2), [RecordType.PRECOPY, { pid: PID }], ...base.slice(2)], /^image has a pre-copy record out of place$/, 'after a PROCESS record');
+  await sectionsRefused([header, [RecordType.PRECOPY, { pid: PID }], [RecordType.PRECOPY, { pid: PID }], ...base.slice(1)], /^image has two pre-copies of process 4242$/, 'twice');
+  await sectionsRefused(withUse([header, [RecordType.PRECOPY, { pid: CHILD }], ...base.slice(1)], PID, [{ start: VMA.start, len: 0x1000 }]),
+    /^image: task 4242 takes pre-copied pages but has no pre-copy$/, 'no pre-copy of the task');
+  await sectionsRefused(withUse([header, ...pre, ...base.slice(1)], PID, [{ start: 0x7f0000100000, len: 0x1000 }]),
+    /^image: pre-copied pages at 7f0000100000 lie in a mapping that is not private$/, 'in shared memory');
+});

@@ -274,3 +274,39 @@ test('inheritableFrom: only a private mapping held whole by a parent mapping of 
     assert.equal(inheritableFrom(anon(0x10000, 0x20000, { vmFlags: 0x200 | flag }), p), undefined, `flag ${flag}`);
   }
 });
+
+// ---------------------------------------------------------------------------
+// pre-copy: range arithmetic of the dump, file chunks of the restore
+
+test('subtractRanges / intersectRanges on sorted [addr, len] pairs', async () => {
+  const { subtractRanges, intersectRanges } = await import('../../dist/dump/precopy.js');
+  const a = [0x1000, 0x4000, 0x10000, 0x2000];
+  assert.deepEqual(subtractRanges(a, []), a);
+  assert.deepEqual(subtractRanges(a, a), []);
+  assert.deepEqual(subtractRanges(a, [0x2000, 0x1000]), [0x1000, 0x1000, 0x3000, 0x2000, 0x10000, 0x2000]);
+  assert.deepEqual(subtractRanges(a, [0x0, 0x2000, 0x4000, 0xd000]), [0x2000, 0x2000, 0x11000, 0x1000]);
+  assert.deepEqual(intersectRanges(a, [0x4000, 0xd000]), [0x4000, 0x1000, 0x10000, 0x1000]);
+  assert.deepEqual(intersectRanges(a, [0x20000, 0x1000]), []);
+  // every page: the same answer as a page-by-page set
+  const pages = (r) => { const s = new Set(); for (let i = 0; i < r.length; i += 2) for (let p = r[i]; p < r[i] + r[i + 1]; p += 0x1000) s.add(p); return s; };
+  const rnd = (seed) => { const out = []; let x = seed; for (let p = 0; p < 64; p++) { x = (x * 1103515245 + 12345) & 0x7fffffff; if (x & 1) { if (out.length && out.at(-2) + out.at(-1) === p * 0x1000) out[out.length - 1] += 0x1000; else out.push(p * 0x1000, 0x1000); } } return out; };
+  for (let s = 1; s < 30; s++) {
+    const x = rnd(s), y = rnd(s + 100);
+    const px = pages(x), py = pages(y);
+    assert.deepEqual(pages(subtractRanges(x, y)), new Set([...px].filter((p) => !py.has(p))), `subtract ${s}`);
+    assert.deepEqual(pages(intersectRanges(x, y)), new Set([...px].filter((p) => py.has(p))), `intersect ${s}`);
+  }
+});
+
+test('precopiedChunks: the used parts of the pre-copied records, with their file offsets', async () => {
+  const { precopiedChunks } = await import('../../dist/restore/restore.js');
+  const records = [{ addr: 0x10000, len: 0x4000, fileOffset: 1000 }, { addr: 0x1000, len: 0x2000, fileOffset: 50 }, { addr: 0x14000, len: 0x1000, fileOffset: 90000 }];
+  assert.deepEqual(precopiedChunks([], records), []);
+  assert.deepEqual(precopiedChunks([{ start: 0x2000, len: 0x1000 }, { start: 0x11000, len: 0x4000 }], records), [
+    { addr: 0x2000, len: 0x1000, fileOffset: 50 + 0x1000 },
+    { addr: 0x11000, len: 0x3000, fileOffset: 1000 + 0x1000 },
+    { addr: 0x14000, len: 0x1000, fileOffset: 90000 },
+  ]);
+  // a range the records do not cover gives less than it names (the restore refuses that)
+  assert.deepEqual(precopiedChunks([{ start: 0x5000, len: 0x1000 }], records), []);
+});
