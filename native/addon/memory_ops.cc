@@ -49,14 +49,17 @@ Napi::Value CloseFd(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
-// scanPages(pagemapFd, start, end, excludeFilePages) -> Float64Array of
-// [start, end) pairs of pages holding data: present or swapped, not the
-// shared zero page, and (for private file mappings) not page-cache pages.
+// scanPages(pagemapFd, start, end, excludeFilePages, presentOnly) ->
+// Float64Array of [start, end) pairs of pages holding data: present or
+// swapped (only present with presentOnly: a write-protect marker of
+// userfaultfd also counts as swapped), not the shared zero page, and (for
+// private file mappings) not page-cache pages.
 Napi::Value ScanPages(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int fd = ToInt(info[0]);
   uint64_t start = ToU64(info[1]), end = ToU64(info[2]);
   bool exclude_file = info[3].ToBoolean().Value();
+  bool present_only = info.Length() > 4 && info[4].ToBoolean().Value();
   std::vector<double> out;
   std::vector<PageRegion> vec(4096);
   while (start < end) {
@@ -68,7 +71,7 @@ Napi::Value ScanPages(const Napi::CallbackInfo &info) {
     a.vec_len = vec.size();
     a.category_inverted = kPageIsPfnZero | (exclude_file ? kPageIsFile : 0);
     a.category_mask = kPageIsPfnZero | (exclude_file ? kPageIsFile : 0);
-    a.category_anyof_mask = kPageIsPresent | kPageIsSwapped;
+    a.category_anyof_mask = kPageIsPresent | (present_only ? 0 : kPageIsSwapped);
     a.return_mask = kPageIsPresent | kPageIsSwapped;
     long n = ioctl(fd, CRM_PAGEMAP_SCAN, &a);
     if (n < 0) {

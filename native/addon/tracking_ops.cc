@@ -18,7 +18,6 @@ namespace crm {
 namespace {
 
 // linux/fs.h and linux/userfaultfd.h of 6.7+, absent from Debian 12's headers.
-constexpr uint64_t kWpUnpopulated = 1 << 13;
 constexpr uint64_t kWpAsync = 1 << 15;
 constexpr uint64_t kPageIsWritten = 1 << 1;
 constexpr uint64_t kScanWpMatching = 1 << 0;
@@ -49,11 +48,14 @@ Napi::Value PidfdGetfd(const Napi::CallbackInfo &info) {
 }
 
 // uffdEnableWpAsync(uffd): UFFDIO_API with asynchronous write-protect.
+// Without WP_UNPOPULATED: a page populated after the protection is simply
+// unprotected, so it shows as written, which is what a pre-copy needs (no
+// marker is left in every empty slot of an anonymous mapping).
 Napi::Value UffdEnableWpAsync(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   struct uffdio_api api = {};
   api.api = UFFD_API;
-  api.features = kWpAsync | kWpUnpopulated;
+  api.features = kWpAsync;
   if (ioctl(ToInt(info[0]), UFFDIO_API, &api) < 0) ThrowErrno(env, "ioctl(UFFDIO_API, WP_ASYNC)", errno);
   return env.Undefined();
 }

@@ -87,7 +87,8 @@ export class PreCopy {
       await out.record(RecordType.HEADER, header);
       for (const t of tracked.values()) {
         await out.record(RecordType.PRECOPY, { pid: t.pid });
-        t.copied = presentPages(t.pid, t.registered);
+        // swapped pages are left for the freeze: they would be read in for nothing
+        t.copied = presentPages(t.pid, t.registered, true);
         try {
           await dumpPages(t.pid, t.copied, out, pump, stats);
         } catch (err) {

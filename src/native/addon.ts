@@ -33,7 +33,7 @@ export interface NativeAddon {
   injectSyscall(pid: number, baseRegs: Buffer, insn: bigint, nr: number, args: (bigint | number)[]): bigint;
   openProcFile(pid: number, name: string, write?: boolean): number;
   closeFd(fd: number): void;
-  scanPages(pagemapFd: number, start: number, end: number, excludeFilePages: boolean): Float64Array;
+  scanPages(pagemapFd: number, start: number, end: number, excludeFilePages: boolean, presentOnly?: boolean): Float64Array;
   readRanges(memFd: number, dest: Buffer, ranges: Float64Array): Promise<Uint32Array>;
   /** kcmp(KCMP_FILE): pidA/fdA and pidB/fdB share one open file description. */
   sameOpenFile(pidA: number, fdA: number, pidB: number, fdB: number): boolean;

@@ -133,13 +133,14 @@ async function streamRanges(pid: number, ranges: number[], imageAddr: (addr: num
 }
 
 /** Present pages of the given mappings of one process as [addr, len] pairs
- * (one pagemap descriptor for all of them). */
-export function presentPages(pid: number, vmas: VmaRecord[]): number[] {
+ * (one pagemap descriptor for all of them); inMemoryOnly: not those swapped
+ * out (a page write-protected by userfaultfd but never mapped looks swapped). */
+export function presentPages(pid: number, vmas: VmaRecord[], inMemoryOnly = false): number[] {
   const pagemapFd = native.openProcFile(pid, 'pagemap');
   try {
     const out: number[] = [];
     for (const v of vmas) {
-      const found = native.scanPages(pagemapFd, v.start, v.end, v.kind === VmaKind.FILE_PRIVATE);
+      const found = native.scanPages(pagemapFd, v.start, v.end, v.kind === VmaKind.FILE_PRIVATE, inMemoryOnly);
       // appended one by one: a very sparse mapping has more ranges than a spread call takes
       for (let i = 0; i < found.length; i += 2) out.push(found[i], found[i + 1] - found[i]);
     }
