@@ -76,7 +76,7 @@ async function fillRate(mib: number): Promise<number> {
 
 const lastLine = (s: string): string => s.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '(no output)';
 
-async function runSize(sizeMiB: number, maxrss: string, ctx: BenchContext): Promise<LocalRow> {
+async function runSize(sizeMiB: number, maxrss: string, ctx: BenchContext, preCopy: boolean): Promise<LocalRow> {
   const { cleanup } = ctx;
   const dir = mkdtempSync(join(ctx.workDir, `size-${sizeMiB}-`));
   const imageDir = join(dir, 'image');
@@ -107,12 +107,13 @@ async function runSize(sizeMiB: number, maxrss: string, ctx: BenchContext): Prom
 
   // Dump (the process is killed once the image is complete).
   ctx.log(`[${sizeMiB} MiB] dump PID ${pid}`);
-  const dump = await runMeasured(maxrss, process.execPath, [CLI, 'dump', String(pid), '--dir', imageDir], cleanup, scaleMs(200, 120000));
+  const dump = await runMeasured(maxrss, process.execPath, [CLI, 'dump', String(pid), '--dir', imageDir, ...(preCopy ? ['--pre-copy'] : [])], cleanup, scaleMs(200, 120000));
   if (dump.code !== 0) throw new BenchError(`crmigrate dump of ${sizeMiB} MiB failed with exit ${dump.code} after ${dump.wallSeconds.toFixed(2)} s: ${lastLine(dump.stderr)}`);
-  const dm = /dumped process (\d+)(?: and \d+ below it)?: (\d+) pages(?: \([^)]*\))?, ([\d.]+) MiB image, frozen ([\d.]+) s/.exec(dump.stderr);
+  const dm = /dumped process (\d+)(?: and \d+ below it)?: (\d+) pages(?: \([^)]*\))?(?: while frozen \((\d+) copied before, (\d+) of them used\))?, ([\d.]+) MiB image, frozen ([\d.]+) s/.exec(dump.stderr);
   if (!dm) throw new BenchError(`crmigrate dump succeeded but printed no "dumped process" line: ${lastLine(dump.stderr)}`);
-  const presentPages = Number(dm[2]);
-  const frozenS = Number(dm[4]);
+  // with a pre-copy: the pages copied while frozen plus those taken from the pre-copy
+  const presentPages = Number(dm[2]) + Number(dm[4] ?? 0);
+  const frozenS = Number(dm[6]);
   const pageReadGBps = Number(/pages read at ([\d.]+) GB\/s/.exec(dump.stderr)?.[1] ?? 0);
   let giveUp: NodeJS.Timeout | undefined;
   await Promise.race([exited, new Promise((r) => { giveUp = setTimeout(r, 10000); })]);
@@ -220,8 +221,8 @@ function targets(rows: LocalRow[]): TargetResult[] {
 export const localSuite: Suite = {
   name: 'local',
   description: 'dump and restore bench_mem on this machine through the CLI, verify every byte',
-  options: { sizes: { type: 'string' } },
-  usage: [`--sizes A,B,...   memory sizes in MiB (default ${DEFAULT_SIZES.join(',')})`],
+  options: { sizes: { type: 'string' }, 'pre-copy': { type: 'boolean' } },
+  usage: [`--sizes A,B,...   memory sizes in MiB (default ${DEFAULT_SIZES.join(',')})`, '--pre-copy        dump with --pre-copy (frozen s is then the pause after the pre-copy)'],
   async run(opts: OptionValues, ctx: BenchContext): Promise<SuiteReport> {
     const sizes = parseSizes(opts.sizes);
     await ensureBuilt(ctx);
@@ -229,7 +230,7 @@ export const localSuite: Suite = {
     const rows: LocalRow[] = [];
     try {
       for (const s of sizes) {
-        rows.push(await runSize(s, maxrss, ctx));
+        rows.push(await runSize(s, maxrss, ctx, opts['pre-copy'] === true));
         const r = rows[rows.length - 1]!;
         ctx.log(`[${s} MiB] done: dump ${r.dumpWallS.toFixed(3)} s (frozen ${r.frozenS.toFixed(3)} s), restore ${r.restoreWallS.toFixed(3)} s, PASS`);
       }
