@@ -6,7 +6,7 @@ cd /vagrant
 make -s -C test/programs
 ssh -o StrictHostKeyChecking=accept-new "$DST" true
 pass=0 fail=0
-for prog in t_regs t_memory t_signals t_files t_syscall t_threads t_tree t_creds t_sysv t_cow counter; do
+for prog in t_regs t_memory t_signals t_files t_syscall t_threads t_tree t_creds t_sysv t_cow t_precopy counter; do
   work=$(mktemp -d /tmp/crm-e2e.XXXXXX)
   ssh "$DST" mkdir -p "$work"
   setsid "test/programs/bin/$prog" "$work" </dev/null >"$work/log" 2>&1 &

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { alive, assertPassed, crmigrate, TestProcess } from './harness.mjs';
 
-const programs = ['t_regs', 't_memory', 't_signals', 't_files', 't_syscall', 't_threads', 't_tree', 't_creds', 't_sysv', 't_cow'];
+const programs = ['t_regs', 't_memory', 't_signals', 't_files', 't_syscall', 't_threads', 't_tree', 't_creds', 't_sysv', 't_cow', 't_precopy'];
 
 for (const name of programs) {
   test(`${name}: passes without checkpoint (control)`, async () => {

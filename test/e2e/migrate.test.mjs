@@ -99,7 +99,7 @@ async function migratedAndVerified(name) {
   }
 }
 
-for (const name of ['t_regs', 't_memory', 't_signals', 't_files', 't_syscall', 't_threads', 't_tree', 't_creds', 't_sysv', 't_cow']) {
+for (const name of ['t_regs', 't_memory', 't_signals', 't_files', 't_syscall', 't_threads', 't_tree', 't_creds', 't_sysv', 't_cow', 't_precopy']) {
   test(`${name}: migrated to ${DEST}, every detail verified there`, () => migratedAndVerified(name));
 }
 
