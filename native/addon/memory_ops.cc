@@ -14,21 +14,10 @@
 
 #include "../common/crc32c.h"
 #include "errors.h"
+#include "pagemap_scan.h"
 
 namespace crm {
 namespace {
-
-// linux/fs.h of 6.7+, absent from the 6.1 uapi headers of Debian 12.
-constexpr uint64_t kPageIsFile = 1 << 2;
-constexpr uint64_t kPageIsPresent = 1 << 3;
-constexpr uint64_t kPageIsSwapped = 1 << 4;
-constexpr uint64_t kPageIsPfnZero = 1 << 5;
-struct PageRegion { uint64_t start, end, categories; };
-struct PmScanArg {
-  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
-  uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
-};
-#define CRM_PAGEMAP_SCAN _IOWR('f', 16, struct PmScanArg)
 
 Napi::Value OpenProcFile(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -61,34 +50,15 @@ Napi::Value ScanPages(const Napi::CallbackInfo &info) {
   bool exclude_file = info[3].ToBoolean().Value();
   bool present_only = info.Length() > 4 && info[4].ToBoolean().Value();
   std::vector<double> out;
-  std::vector<PageRegion> vec(4096);
-  while (start < end) {
-    PmScanArg a = {};
-    a.size = sizeof a;
-    a.start = start;
-    a.end = end;
-    a.vec = (uintptr_t)vec.data();
-    a.vec_len = vec.size();
-    a.category_inverted = kPageIsPfnZero | (exclude_file ? kPageIsFile : 0);
-    a.category_mask = kPageIsPfnZero | (exclude_file ? kPageIsFile : 0);
-    a.category_anyof_mask = kPageIsPresent | (present_only ? 0 : kPageIsSwapped);
-    a.return_mask = kPageIsPresent | kPageIsSwapped;
-    long n = ioctl(fd, CRM_PAGEMAP_SCAN, &a);
-    if (n < 0) {
-      ThrowErrno(env, "ioctl(PAGEMAP_SCAN)", errno);
-      return env.Undefined();
-    }
-    for (long i = 0; i < n; i++) {
-      // Adjacent regions differ only in present/swapped: merge them.
-      if (!out.empty() && out.back() == (double)vec[i].start) {
-        out.back() = (double)vec[i].end;
-      } else {
-        out.push_back((double)vec[i].start);
-        out.push_back((double)vec[i].end);
-      }
-    }
-    if (a.walk_end <= start) break;
-    start = a.walk_end;
+  PmScanArg q = {};
+  q.category_inverted = kPageIsPfnZero | (exclude_file ? kPageIsFile : 0);
+  q.category_mask = kPageIsPfnZero | (exclude_file ? kPageIsFile : 0);
+  q.category_anyof_mask = kPageIsPresent | (present_only ? 0 : kPageIsSwapped);
+  q.return_mask = kPageIsPresent | kPageIsSwapped;
+  // (regions that differ only in present/swapped are merged)
+  if (int err = ScanRegions(fd, start, end, q, out)) {
+    ThrowErrno(env, "ioctl(PAGEMAP_SCAN)", err);
+    return env.Undefined();
   }
   auto arr = Napi::Float64Array::New(env, out.size());
   for (size_t i = 0; i < out.size(); i++) arr[i] = out[i];

@@ -13,21 +13,13 @@
 #include <vector>
 
 #include "errors.h"
+#include "pagemap_scan.h"
 
 namespace crm {
 namespace {
 
-// linux/fs.h and linux/userfaultfd.h of 6.7+, absent from Debian 12's headers.
+// linux/userfaultfd.h of 6.7+, absent from Debian 12's headers.
 constexpr uint64_t kWpAsync = 1 << 15;
-constexpr uint64_t kPageIsWritten = 1 << 1;
-constexpr uint64_t kScanWpMatching = 1 << 0;
-constexpr uint64_t kScanCheckWpAsync = 1 << 1;
-struct Region { uint64_t start, end, categories; };
-struct ScanArg {
-  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
-  uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
-};
-#define CRM_PAGEMAP_SCAN _IOWR('f', 16, struct ScanArg)
 
 // pidfdGetfd(pid, fd) -> our copy of the task's descriptor fd.
 Napi::Value PidfdGetfd(const Napi::CallbackInfo &info) {
@@ -80,32 +72,13 @@ Napi::Value WrittenPages(const Napi::CallbackInfo &info) {
   uint64_t start = ToU64(info[1]), end = ToU64(info[2]);
   bool reprotect = info[3].ToBoolean().Value();
   std::vector<double> out;
-  std::vector<Region> vec(4096);
-  while (start < end) {
-    ScanArg a = {};
-    a.size = sizeof a;
-    a.flags = kScanCheckWpAsync | (reprotect ? kScanWpMatching : 0);
-    a.start = start;
-    a.end = end;
-    a.vec = (uintptr_t)vec.data();
-    a.vec_len = vec.size();
-    a.category_mask = kPageIsWritten;
-    a.return_mask = kPageIsWritten;
-    long n = ioctl(fd, CRM_PAGEMAP_SCAN, &a);
-    if (n < 0) {
-      ThrowErrno(env, "ioctl(PAGEMAP_SCAN, written pages)", errno);
-      return env.Undefined();
-    }
-    for (long i = 0; i < n; i++) {
-      if (!out.empty() && out.back() == (double)vec[i].start) {
-        out.back() = (double)vec[i].end;
-      } else {
-        out.push_back((double)vec[i].start);
-        out.push_back((double)vec[i].end);
-      }
-    }
-    if (a.walk_end <= start) break;
-    start = a.walk_end;
+  PmScanArg q = {};
+  q.flags = kScanCheckWpAsync | (reprotect ? kScanWpMatching : 0);
+  q.category_mask = kPageIsWritten;
+  q.return_mask = kPageIsWritten;
+  if (int err = ScanRegions(fd, start, end, q, out)) {
+    ThrowErrno(env, "ioctl(PAGEMAP_SCAN, written pages)", err);
+    return env.Undefined();
   }
   auto arr = Napi::Float64Array::New(env, out.size());
   for (size_t i = 0; i < out.size(); i++) arr[i] = out[i];
