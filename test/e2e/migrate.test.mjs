@@ -50,6 +50,26 @@ const destHasPid = (nspid) => {
   }
 };
 
+/**
+ * The destination's next PIDs (its sshd session, the agent and its threads)
+ * are steered away from the IDs the tree below pid will need there: once
+ * this host's PIDs wrap around (pid_max 32768) they would otherwise meet,
+ * and the preflight rightly refuses a migration whose IDs are taken.
+ */
+function steerDestPids(pid) {
+  const ids = treeOf(pid).flatMap((q) => {
+    try {
+      return readdirSync(`/proc/${q}/task`).map(Number);
+    } catch {
+      return [q];
+    }
+  });
+  const hi = Math.max(...ids);
+  const lo = Math.min(...ids);
+  const next = hi + 1000 < 32000 ? hi + 300 : lo > 1500 ? 400 : null;
+  if (next !== null) inDest(`echo ${next} > /proc/sys/kernel/ns_last_pid`);
+}
+
 function migrateArgs(pid, extra = []) {
   return [String(pid), DEST, '-F', CONFIG, '--remote-crmigrate', REMOTE, '--json', ...extra];
 }
@@ -57,6 +77,7 @@ function migrateArgs(pid, extra = []) {
 /** Runs a migration in the background, calling onEvent for each JSON event line. */
 function migrateWithEvents(pid, onEvent, env = {}) {
   return new Promise((resolve) => {
+    steerDestPids(pid);
     const child = spawn(process.execPath, [CLI, ...migrateArgs(pid)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -83,6 +104,7 @@ async function migratedAndVerified(name) {
   const p = new TestProcess(name);
   try {
     await p.ready();
+    steerDestPids(p.pid);
     const m = await crmigrate(migrateArgs(p.pid));
     assert.equal(m.code, 0, `migration failed: ${m.stderr}\n${m.stdout}`);
     const result = m.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.event === 'result');
