@@ -5,7 +5,6 @@ import {
   type SharedFileRecord, type ShmemRecord, type SignalsRecord, type SysvShmRecord, type TaskRecord, type ThreadRecord, type TimersRecord, type TrailerRecord,
   type VmaRecord,
 } from '../image/records.js';
-import type { Decoded } from '../image/schema.js';
 import { readImage, type ImageItem } from '../image/stream.js';
 import { ImageError } from '../util/errors.js';
 
@@ -26,7 +25,10 @@ export interface ImageMeta {
 }
 
 export class MetaCollector {
-  private header?: HeaderRecord;
+  /** header: the image's, when the records come from a tree image (whose
+   * header is not repeated in each task); else a HEADER record is expected. */
+  constructor(private header?: HeaderRecord) {}
+
   private task?: TaskRecord;
   private readonly threads: ThreadRecord[] = [];
   private readonly regs: RegsRecord[] = [];
@@ -232,8 +234,7 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
           if (task) yield finishTask(task);
           object = null;
           taskPages = false;
-          task = new MetaCollector();
-          task.add({ type: RecordType.HEADER, value: header as unknown as Decoded } as ImageItem);
+          task = new MetaCollector(header);
           task.add(item);
           break;
         }
