@@ -69,7 +69,7 @@ function collectProcess(pid: number, proc: FrozenProcess): CollectedTask {
     inj.open();
     const injectors = proc.threads.map((t, i) => (i === 0 ? inj : inj.forThread(t)));
     record = {
-      task: collectTask(pid, inj),
+      task: collectTask(pid, inj, proc.threads.map((t) => t.pid)),
       regs: proc.threads.map((t) => collectRegisters(t)),
       signals: proc.threads.map((t, i) => collectSignals(t, injectors[i], i === 0)),
       threads: proc.threads.map((t, i) => collectThread(t, injectors[i])),

@@ -1,7 +1,7 @@
 // The task itself: identity, memory layout fields (for PR_SET_MM_MAP), auxv,
 // executable, working directory and root, personality, umask, credentials,
 // rseq registration.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { native } from '../native/addon.js';
 import type { Injector } from '../dump/inject.js';
 import { SYS } from '../dump/freeze.js';
@@ -19,7 +19,7 @@ export function commOf(name: string): string {
 
 const ids = (line: string | undefined): number[] => (line ?? '').split(/\s+/).filter(Boolean).map(Number);
 
-export function collectTask(pid: number, inj: Injector): TaskRecord {
+export function collectTask(pid: number, inj: Injector, tids: number[]): TaskRecord {
   const stat = parseStat(readProc(pid, 'stat'));
   const status = parseStatus(readProc(pid, 'status'));
   const num = (i: number): number => Number(stat[i]);
@@ -53,7 +53,7 @@ export function collectTask(pid: number, inj: Injector): TaskRecord {
     rseqAbi: rseq.length ? rseq.abiPointer : 0n,
     rseqLen: rseq.length,
     rseqSig: rseq.signature,
-    ...collectCreds(pid, status, inj),
+    ...collectCreds(pid, status, inj, tids),
   };
 }
 
@@ -62,11 +62,11 @@ const PR_GET_SECUREBITS = 27;
 const SYS_prctl = 157;
 const CRED_KEYS = ['Uid', 'Gid', 'Groups', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp'];
 
-/** Credentials: the same in every thread (refused otherwise); securebits and
- * the dumpable flag are asked in the task. */
-function collectCreds(pid: number, status: Map<string, string>, inj: Injector): Pick<TaskRecord,
+/** Credentials: the same in every thread (tids, the frozen ones; refused
+ * otherwise); securebits and the dumpable flag are asked in the task. */
+function collectCreds(pid: number, status: Map<string, string>, inj: Injector, tids: number[]): Pick<TaskRecord,
   'groups' | 'capInh' | 'capPrm' | 'capEff' | 'capBnd' | 'capAmb' | 'securebits' | 'noNewPrivs' | 'dumpable'> {
-  for (const tid of readdirSync(procPath(pid, 'task')).map(Number)) {
+  for (const tid of tids) {
     if (tid === pid) continue;
     const ts = parseStatus(readProc(pid, `task/${tid}/status`));
     for (const k of CRED_KEYS)
