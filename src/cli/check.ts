@@ -45,17 +45,17 @@ const FEATURES: Readonly<Record<string, FeatureInfo>> = {
   },
   'pidfd-getfd': {
     label: 'pidfd_getfd',
-    purpose: 'Copies file descriptors out of a task to dump them.',
+    purpose: 'Takes over the userfaultfd made inside each task for dump --pre-copy.',
     required: true,
   },
   'userfaultfd-wp': {
     label: 'userfaultfd write-protect',
-    purpose: 'Tracks dirty pages for pre-copy during live migration.',
+    purpose: 'Tracks the pages a running task writes (WP_ASYNC) for dump --pre-copy.',
     required: false,
   },
   'pagemap-scan': {
     label: 'PAGEMAP_SCAN',
-    purpose: 'Finds the present pages of each mapping when dumping.',
+    purpose: 'Finds the present pages of each mapping when dumping, and the pages written since a pre-copy.',
     required: true,
   },
   'tcp-repair': {
