@@ -20,7 +20,8 @@ import { CrmError, ExitCode } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import { FrozenTree, type FrozenProcess } from './freeze.js';
 import { Injector } from './inject.js';
-import { intersectRanges, PreCopy, subtractRanges } from './precopy.js';
+import { PreCopy } from './precopy.js';
+import { intersectRanges, subtractRanges } from '../util/ranges.js';
 
 export interface DumpResult {
   pid: number;

@@ -19,8 +19,14 @@ import type { PagePump } from '../resources/page-pump.js';
 import { collectRegisters } from '../resources/registers.js';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { readProc } from '../util/procfs.js';
+import { intersectRanges, subtractRanges, unionRanges } from '../util/ranges.js';
 import { FrozenTree, SYS, type FrozenTask } from './freeze.js';
 import { Injector } from './inject.js';
+
+/** Rounds of copying while the tree runs, at most. */
+const MAX_ROUNDS = 4;
+/** Below this many pages written in a round, the freeze copies them. */
+const MIN_ROUND_PAGES = 256;
 
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
@@ -35,42 +41,15 @@ interface Tracked {
   copied: number[];
 }
 
-/** [addr, len] pairs of a minus b (both sorted, non-overlapping). */
-export function subtractRanges(a: number[], b: number[]): number[] {
-  const out: number[] = [];
-  let j = 0;
-  for (let i = 0; i < a.length; i += 2) {
-    let s = a[i];
-    const e = a[i] + a[i + 1];
-    while (j < b.length && b[j] + b[j + 1] <= s) j += 2;
-    for (let k = j; k < b.length && b[k] < e; k += 2) {
-      if (b[k] > s) out.push(s, b[k] - s);
-      s = Math.max(s, b[k] + b[k + 1]);
-    }
-    if (s < e) out.push(s, e - s);
-  }
-  return out;
-}
-
-/** [addr, len] pairs of a that also lie in b (both sorted, non-overlapping). */
-export function intersectRanges(a: number[], b: number[]): number[] {
-  return subtractRanges(a, subtractRanges(a, b));
-}
-
 export class PreCopy {
   private constructor(private readonly tracked: Map<number, Tracked>, readonly header: HeaderRecord) {}
 
-  /** Pages copied while the tree ran. */
-  get copiedPages(): number {
-    let n = 0;
-    for (const t of this.tracked.values()) for (let i = 1; i < t.copied.length; i += 2) n += t.copied[i] / 4096;
-    return n;
-  }
 
   /**
    * Freezes the tree for a moment to hand each process a userfaultfd, then
-   * copies every page of the registered mappings while the tree runs on:
-   * the header, then a PRECOPY record and the PAGES of each process.
+   * copies every page of the registered mappings while the tree runs on,
+   * and again what was written meanwhile (a few rounds): the header, then
+   * per round and process a PRECOPY record and the PAGES.
    */
   static async start(pid: number, makeHeader: (xsave: Buffer) => HeaderRecord, out: ImageWriter, pump: PagePump, stats: PageDumpStats): Promise<PreCopy> {
     const tracked = new Map<number, Tracked>();
@@ -85,17 +64,14 @@ export class PreCopy {
       }
       for (const t of tracked.values()) register(t);
       await out.record(RecordType.HEADER, header);
-      for (const t of tracked.values()) {
-        await out.record(RecordType.PRECOPY, { pid: t.pid });
-        // swapped pages are left for the freeze: they would be read in for nothing
-        t.copied = presentPages(t.pid, t.registered, true);
-        try {
-          await dumpPages(t.pid, t.copied, out, pump, stats);
-        } catch (err) {
-          // the process unmapped or exited under us: none of its pre-copy is used
-          if (!['EIO', 'EFAULT', 'ESRCH', 'ENOENT'].includes(String((err as { code?: unknown }).code))) throw err;
-          t.copied = [];
-        }
+      // Round 0 copies every page; each further round copies again what was
+      // written meanwhile, while that still shrinks enough to be worth it.
+      let last = Infinity;
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        let copied = 0;
+        for (const t of tracked.values()) copied += await copyRound(t, round, out, pump, stats);
+        if (copied < MIN_ROUND_PAGES || copied > last / 4) break;
+        last = copied;
       }
       return new PreCopy(tracked, header);
     } catch (err) {
@@ -114,21 +90,13 @@ export class PreCopy {
     if (!t) return [];
     this.tracked.delete(pid);
     try {
-      const stillOurs: number[] = [];
+      let stillOurs: number[];
+      let written: number[];
       try {
-        for (const v of parseSmaps(readProc(pid, 'smaps'))) if (v.vmFlags.includes('uw')) stillOurs.push(v.start, v.end - v.start);
+        stillOurs = stillTracked(pid);
+        written = writtenSinceLast(pid, false);
       } catch {
         return []; // gone
-      }
-      const pagemap = native.openProcFile(pid, 'pagemap');
-      const written: number[] = [];
-      try {
-        for (let i = 0; i < stillOurs.length; i += 2) {
-          const w = native.writtenPages(pagemap, stillOurs[i], stillOurs[i] + stillOurs[i + 1], false);
-          for (let k = 0; k < w.length; k += 2) written.push(w[k], w[k + 1] - w[k]);
-        }
-      } finally {
-        native.closeFd(pagemap);
       }
       return subtractRanges(intersectRanges(t.copied, stillOurs), written);
     } finally {
@@ -141,6 +109,62 @@ export class PreCopy {
     for (const t of this.tracked.values()) native.closeFd(t.uffd);
     this.tracked.clear();
   }
+}
+
+/**
+ * One round for one process: all its pages in memory (round 0), or those
+ * written since the last round (protected again as they are listed). A
+ * PRECOPY record and the pages; later copies of a page replace earlier ones.
+ * Returns the pages copied.
+ */
+async function copyRound(t: Tracked, round: number, out: ImageWriter, pump: PagePump, stats: PageDumpStats): Promise<number> {
+  if (round > 0 && !t.copied.length) return 0;
+  let pages: number[];
+  try {
+    // swapped pages are left for the freeze: they would be read in for nothing
+    const present = presentPages(t.pid, t.registered, true);
+    pages = round === 0 ? present : intersectRanges(writtenSinceLast(t.pid, true), present);
+    if (!pages.length) return 0;
+    await out.record(RecordType.PRECOPY, { pid: t.pid });
+    await dumpPages(t.pid, pages, out, pump, stats);
+  } catch (err) {
+    // the process unmapped or exited under us: none of its pre-copy is used
+    if (!['EIO', 'EFAULT', 'ESRCH', 'ENOENT'].includes(String((err as { code?: unknown }).code))) throw err;
+    t.copied = [];
+    return 0;
+  }
+  t.copied = unionRanges(t.copied, pages);
+  return sumPages(pages);
+}
+
+const sumPages = (pairs: number[]): number => {
+  let n = 0;
+  for (let i = 1; i < pairs.length; i += 2) n += pairs[i] / 4096;
+  return n;
+};
+
+/** [addr, len] pairs of the mappings still registered by us (smaps "uw"). */
+function stillTracked(pid: number): number[] {
+  const out: number[] = [];
+  for (const v of parseSmaps(readProc(pid, 'smaps'))) if (v.vmFlags.includes('uw')) out.push(v.start, v.end - v.start);
+  return out;
+}
+
+/** Pages of the tracked mappings written since they were last protected;
+ * reprotect: protect them again in the same walk. */
+function writtenSinceLast(pid: number, reprotect: boolean): number[] {
+  const ours = stillTracked(pid);
+  const pagemap = native.openProcFile(pid, 'pagemap');
+  const written: number[] = [];
+  try {
+    for (let i = 0; i < ours.length; i += 2) {
+      const w = native.writtenPages(pagemap, ours[i], ours[i] + ours[i + 1], reprotect);
+      for (let k = 0; k < w.length; k += 2) written.push(w[k], w[k + 1] - w[k]);
+    }
+  } finally {
+    native.closeFd(pagemap);
+  }
+  return written;
 }
 
 /** A userfaultfd of the process's mm, made inside it and moved to us. */

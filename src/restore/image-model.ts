@@ -202,8 +202,7 @@ export async function* readSections(source: AsyncIterable<Buffer>): AsyncGenerat
         case RecordType.PRECOPY: {
           const pid = (v as unknown as PrecopyRecord).pid;
           if (!header || processes.length) throw new ImageError('image has a pre-copy record out of place');
-          if (precopies.has(pid)) throw new ImageError(`image has two pre-copies of process ${pid}`);
-          precopies.add(pid);
+          precopies.add(pid); // once per round: a later copy of a page replaces an earlier one
           precopy = true;
           yield { kind: 'precopy', pid };
           break;

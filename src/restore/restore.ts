@@ -19,6 +19,7 @@ import { planFds } from '../resources/files.js';
 import { CrmError, ExitCode, ImageError } from '../util/errors.js';
 import { pidInUse } from '../util/procfs.js';
 import { mappedImageOf, withTransientPages } from '../image/stream.js';
+import { intersectRanges, subtractRanges } from '../util/ranges.js';
 import { RestorerInput } from './feed.js';
 import { readSections, type ImageMeta, type Section } from './image-model.js';
 import { chunkHeader, CHUNK_END, CHUNK_PAGES, encodePlan, encodeTree, fileChunk } from './plan-codec.js';
@@ -43,23 +44,22 @@ export interface PrecopiedPages {
   fileOffset: number;
 }
 
-/** The parts of the pre-copied records (sorted by address) that the task
- * uses (sorted ranges), as file chunks. */
+/** The parts of the pre-copied records (in image order: a later copy of a
+ * page replaces an earlier one) that the task uses (sorted ranges), as file
+ * chunks that never overlap. */
 export function precopiedChunks(use: { start: number; len: number }[], records: PrecopiedPages[]): PrecopiedPages[] {
   const out: PrecopiedPages[] = [];
-  const sorted = [...records].sort((a, b) => a.addr - b.addr);
-  let k = 0;
-  for (const r of use) {
-    const end = r.start + r.len;
-    while (k < sorted.length && sorted[k].addr + sorted[k].len <= r.start) k++;
-    for (let j = k; j < sorted.length && sorted[j].addr < end; j++) {
-      const p = sorted[j];
-      const s = Math.max(r.start, p.addr);
-      const e = Math.min(end, p.addr + p.len);
-      if (e > s) out.push({ addr: s, len: e - s, fileOffset: p.fileOffset + (s - p.addr) });
-    }
+  let wanted: number[] = [];
+  for (const r of use) wanted.push(r.start, r.len);
+  // newest first: each record gives what is still wanted of it
+  for (let i = records.length - 1; i >= 0 && wanted.length; i--) {
+    const p = records[i];
+    const got = intersectRanges(wanted, [p.addr, p.len]);
+    if (!got.length) continue;
+    for (let k = 0; k < got.length; k += 2) out.push({ addr: got[k], len: got[k + 1], fileOffset: p.fileOffset + (got[k] - p.addr) });
+    wanted = subtractRanges(wanted, got);
   }
-  return out;
+  return out.sort((a, b) => a.addr - b.addr);
 }
 
 /** Every PID and TID the tree takes must be free here. */
@@ -114,7 +114,7 @@ async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts:
     const v = first.value;
     if (v.kind === 'precopy') {
       pid = v.pid;
-      precopies.set(pid, []);
+      if (!precopies.has(pid)) precopies.set(pid, []);
     } else {
       if (imageFd === undefined || v.fileOffset === undefined) throw new ImageError('an image with pre-copied pages can only be restored from its file (crmigrate restore --dir)');
       precopies.get(pid)!.push({ addr: v.addr, len: v.data.length, fileOffset: v.fileOffset });

@@ -278,8 +278,9 @@ test('inheritableFrom: only a private mapping held whole by a parent mapping of 
 // ---------------------------------------------------------------------------
 // pre-copy: range arithmetic of the dump, file chunks of the restore
 
-test('subtractRanges / intersectRanges on sorted [addr, len] pairs', async () => {
-  const { subtractRanges, intersectRanges } = await import('../../dist/dump/precopy.js');
+test('subtractRanges / intersectRanges / unionRanges on sorted [addr, len] pairs', async () => {
+  const { subtractRanges, intersectRanges, unionRanges } = await import('../../dist/util/ranges.js');
+  assert.deepEqual(unionRanges([0x1000, 0x1000], [0x2000, 0x1000, 0x5000, 0x1000]), [0x1000, 0x2000, 0x5000, 0x1000]);
   const a = [0x1000, 0x4000, 0x10000, 0x2000];
   assert.deepEqual(subtractRanges(a, []), a);
   assert.deepEqual(subtractRanges(a, a), []);
@@ -295,6 +296,9 @@ test('subtractRanges / intersectRanges on sorted [addr, len] pairs', async () =>
     const px = pages(x), py = pages(y);
     assert.deepEqual(pages(subtractRanges(x, y)), new Set([...px].filter((p) => !py.has(p))), `subtract ${s}`);
     assert.deepEqual(pages(intersectRanges(x, y)), new Set([...px].filter((p) => py.has(p))), `intersect ${s}`);
+    const u = unionRanges(x, y);
+    assert.deepEqual(pages(u), new Set([...px, ...py]), `union ${s}`);
+    for (let i = 2; i < u.length; i += 2) assert.ok(u[i] > u[i - 2] + u[i - 1], `union ${s} merged and sorted`);
   }
 });
 
@@ -309,4 +313,12 @@ test('precopiedChunks: the used parts of the pre-copied records, with their file
   ]);
   // a range the records do not cover gives less than it names (the restore refuses that)
   assert.deepEqual(precopiedChunks([{ start: 0x5000, len: 0x1000 }], records), []);
+  // a later round's copy of a page replaces the earlier one
+  const rounds = [{ addr: 0x10000, len: 0x4000, fileOffset: 1000 }, { addr: 0x11000, len: 0x1000, fileOffset: 70000 }, { addr: 0x12000, len: 0x2000, fileOffset: 80000 }, { addr: 0x13000, len: 0x1000, fileOffset: 99000 }];
+  assert.deepEqual(precopiedChunks([{ start: 0x10000, len: 0x4000 }], rounds), [
+    { addr: 0x10000, len: 0x1000, fileOffset: 1000 },
+    { addr: 0x11000, len: 0x1000, fileOffset: 70000 },
+    { addr: 0x12000, len: 0x1000, fileOffset: 80000 },
+    { addr: 0x13000, len: 0x1000, fileOffset: 99000 },
+  ]);
 });
