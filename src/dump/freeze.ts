@@ -227,6 +227,8 @@ function installInterruptHandlers(): void {
     releaseAll();
     const what = interruptPolicy === 'hold' ? 'held stopped (see crmigrate resolve)' : 'let go untouched';
     process.stderr.write(`crmigrate: exiting with processes still frozen; they were ${what}\n`);
+    // our failure code, not node's (13: a top-level await that never settled)
+    process.exitCode = ExitCode.FAILURE;
   });
   const codes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
   for (const sig of Object.keys(codes) as (keyof typeof codes)[]) {

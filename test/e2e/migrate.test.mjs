@@ -228,6 +228,7 @@ test('crmigrate ends with nothing left to wait for mid-stream: the frozen source
     await p.ready();
     const r = await migrateWithEvents(p.pid, () => undefined, { CRMIGRATE_FAULT_STALL_AT: String(2 << 20) });
     await assertSourceIntact(p, r, /exiting with processes still frozen; they were let go untouched/);
+    assert.equal(r.code, 1, 'crmigrate exits with its failure code, not node\'s');
     assertPassed(assert, await p.verdict(60000), 'bench_mem');
   } finally {
     p.cleanup();
