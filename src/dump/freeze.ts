@@ -252,10 +252,12 @@ export class FrozenTask {
     this.rawRegs = native.getRegs(pid);
     this.sigmask = native.getSigmask(pid);
     frozenTasks.add(this);
-    installInterruptHandlers();
   }
 
   static freeze(pid: number): FrozenTask {
+    // before the seize: a signal that comes between the two would end us
+    // with the task seized (node acts on a signal only once it listens)
+    installInterruptHandlers();
     const status = parseStatus(readProc(pid, 'status'));
     const tracer = Number(status.get('TracerPid') ?? '0');
     if (tracer !== 0 && tracer !== process.pid) throw new CrmError(`process ${pid} is already traced by PID ${tracer} (a debugger?); refusing to touch it`, ExitCode.UNSUPPORTED);
