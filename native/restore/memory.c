@@ -273,6 +273,14 @@ static void write_protected(int *mem_fd, uint64_t dst, int in_fd, const uint8_t 
   }
 }
 
+void copy_in(uint8_t *dst, const uint8_t *src, int in_fd, uint32_t len) {
+  /* Fault the pages in at once (one call instead of a fault per page
+   * inside the copy); without it the copy faults them in anyway. */
+  (void)madvise(dst, len, MADV_POPULATE_WRITE);
+  if (src) memcpy(dst, src, len);
+  else if (read_full(in_fd, dst, len)) die("page stream truncated inside a chunk (image incomplete)");
+}
+
 /* Private anonymous memory premapped writable gets pages from the image
  * file by UFFDIO_COPY: each page is allocated with its data, instead of
  * being zeroed first and then copied over. A userfaultfd of our own is
@@ -327,11 +335,7 @@ void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
     } else {
       uint32_t placed = 0;
       if (src && uffd >= 0 && p->vmas[i].kind == CRM_VMA_ANON_PRIVATE) placed = uffd_copy(uffd, dst, src, c.len);
-      /* Fault the rest in at once (one call instead of a fault per page
-       * inside the copy); without it the copy faults them in anyway. */
-      if (placed < c.len) (void)madvise(dst + placed, c.len - placed, MADV_POPULATE_WRITE);
-      if (src) memcpy(dst + placed, src + placed, c.len - placed);
-      else if (read_full(in_fd, dst, c.len)) die("page stream truncated inside the chunk at %llx", (unsigned long long)c.addr);
+      if (placed < c.len) copy_in(dst + placed, src ? src + placed : NULL, in_fd, c.len - placed);
     }
     if (src) image_file_done(src, c.len);
   }

@@ -42,6 +42,9 @@ void image_file_done(const uint8_t *src, uint32_t len);
  * else 1 with *src the page data in the image file, or NULL when the len
  * bytes follow in the stream; dies on anything else. */
 int next_chunk(int in_fd, struct crm_chunk *c, const uint8_t **src);
+/* Copies len bytes of a chunk into writable memory at dst: from the image
+ * file (src) or from the stream (src NULL). */
+void copy_in(uint8_t *dst, const uint8_t *src, int in_fd, uint32_t len);
 /* Reads the page stream into the premapped memory until CRM_CHUNK_END. */
 void fill_pages(const struct plan *p, const struct premap *pm, int in_fd);
 /* Lists our own mappings, sorted. */

@@ -162,11 +162,8 @@ static void fill_object(const struct crm_object *o, uint8_t *map, int in_fd) {
   while (next_chunk(in_fd, &c, &src)) {
     if (c.addr > size || c.len > size - c.addr)
       die("bad page chunk for shared memory %u (offset %llx, %u bytes)", o->id, (unsigned long long)c.addr, c.len);
-    (void)madvise(map + c.addr, c.len, MADV_POPULATE_WRITE);
-    if (src) {
-      memcpy(map + c.addr, src, c.len);
-      image_file_done(src, c.len);
-    } else if (read_full(in_fd, map + c.addr, c.len)) die("page stream of shared memory %u ended early", o->id);
+    copy_in(map + c.addr, src, in_fd, c.len);
+    if (src) image_file_done(src, c.len);
   }
 }
 

@@ -8,7 +8,7 @@ import {
 } from '../image/records.js';
 import { ImageWriter, type ByteSink } from '../image/stream.js';
 import { assignSharing, collectFds } from '../resources/files.js';
-import { assignShmem, collectVmas, dumpPages, dumpShmemPages, emptyStats, inheritedRecords, rangeRecords, sumLengths, taskPages, type PageDumpStats } from '../resources/memory.js';
+import { assignShmem, collectVmas, dumpPages, dumpShmemPages, emptyStats, inheritedRecords, rangeRecords, taskPages, type PageDumpStats } from '../resources/memory.js';
 import { collectRegisters, xsaveFeatures } from '../resources/registers.js';
 import { collectSignals } from '../resources/signals.js';
 import { checkTaskSupported, collectTask } from '../resources/task.js';
@@ -21,7 +21,7 @@ import { VERSION } from '../version.js';
 import { FrozenTree, type FrozenProcess } from './freeze.js';
 import { Injector } from './inject.js';
 import { PreCopy } from './precopy.js';
-import { intersectRanges, subtractRanges } from '../util/ranges.js';
+import { intersectRanges, subtractRanges, sumLengths } from '../util/ranges.js';
 
 export interface DumpResult {
   pid: number;
@@ -98,23 +98,17 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
   checkTaskSupported(pid);
   const out = new ImageWriter(sink);
   await out.start();
-  const pages = emptyStats();
   const pump = new PagePump();
   // with pre-copy, the header and every process's pages go out first, while the tree runs
-  const precopy = opts.preCopy ? await PreCopy.start(pid, (x) => imageHeader(pid, x), out, pump, pages) : null;
-  if (precopy) {
-    // on disk while the tree runs: the commit in the frozen window syncs only the rest
-    try {
-      await sink.sync?.();
-    } catch (err) {
-      precopy.stop();
-      throw err;
-    }
-  }
-  const precopyStats = { ...pages };
-  const t0 = process.hrtime.bigint();
+  const precopyStats = emptyStats();
+  const precopy = opts.preCopy ? await PreCopy.start(pid, (x) => imageHeader(pid, x), out, pump, precopyStats) : null;
+  const pages = emptyStats(); // those of the frozen window
   let tree: FrozenTree;
+  let t0: bigint;
   try {
+    // on disk while the tree runs: the commit in the frozen window syncs only the rest
+    if (precopy) await sink.sync?.();
+    t0 = process.hrtime.bigint();
     tree = FrozenTree.freeze(pid);
   } catch (err) {
     precopy?.stop();
@@ -163,9 +157,9 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
     await out.finish();
     release = opts.beforeRelease ? ((await opts.beforeRelease(tree.members.map((m) => m.pid))) ?? opts.after) : opts.after;
     const frozenSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const frozenPages = { ...pages, pages: pages.pages - precopyStats.pages, bytes: pages.bytes - precopyStats.bytes, readSeconds: pages.readSeconds - precopyStats.readSeconds };
-    return { pid, processes: tree.members.length, pages: frozenPages, precopyPages: precopyStats.pages, imageBytes: out.bytesWritten, frozenSeconds };
+    return { pid, processes: tree.members.length, pages, precopyPages: precopyStats.pages, imageBytes: out.bytesWritten, frozenSeconds };
   } finally {
+    precopy?.stop(); // (already, unless the dump failed before)
     if (release === 'kill') tree.kill();
     else if (release === 'hold') tree.holdStopped();
     else tree.thaw();

@@ -12,14 +12,14 @@
 // copied whole then) and was not written. Closing our userfaultfd at the
 // freeze unregisters everything; so does our exit, whatever happens.
 import { native } from '../native/addon.js';
-import { RecordType, type HeaderRecord, type VmaRecord } from '../image/records.js';
+import { PAGE_SIZE, RecordType, type HeaderRecord, type VmaRecord } from '../image/records.js';
 import type { ImageWriter } from '../image/stream.js';
 import { collectVmas, dumpPages, holdsPages, parseSmaps, presentPages, type PageDumpStats } from '../resources/memory.js';
 import type { PagePump } from '../resources/page-pump.js';
 import { collectRegisters } from '../resources/registers.js';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { readProc } from '../util/procfs.js';
-import { intersectRanges, subtractRanges, unionRanges } from '../util/ranges.js';
+import { intersectRanges, subtractRanges, sumLengths, unionRanges } from '../util/ranges.js';
 import { FrozenTree, SYS, type FrozenTask } from './freeze.js';
 import { Injector } from './inject.js';
 
@@ -42,7 +42,7 @@ interface Tracked {
 }
 
 export class PreCopy {
-  private constructor(private readonly tracked: Map<number, Tracked>, readonly header: HeaderRecord) {}
+  private constructor(private readonly tracked: Map<number, Tracked>) {}
 
 
   /**
@@ -73,7 +73,7 @@ export class PreCopy {
         if (copied < MIN_ROUND_PAGES || copied > last / 4) break;
         last = copied;
       }
-      return new PreCopy(tracked, header);
+      return new PreCopy(tracked);
     } catch (err) {
       for (const t of tracked.values()) native.closeFd(t.uffd);
       throw err;
@@ -90,15 +90,9 @@ export class PreCopy {
     if (!t) return [];
     this.tracked.delete(pid);
     try {
-      let stillOurs: number[];
-      let written: number[];
-      try {
-        stillOurs = stillTracked(pid);
-        written = writtenSinceLast(pid, false);
-      } catch {
-        return []; // gone
-      }
-      return subtractRanges(intersectRanges(t.copied, stillOurs), written);
+      return subtractRanges(intersectRanges(t.copied, stillTracked(pid)), writtenSinceLast(pid, false));
+    } catch {
+      return []; // gone
     } finally {
       native.closeFd(t.uffd);
     }
@@ -134,14 +128,8 @@ async function copyRound(t: Tracked, round: number, out: ImageWriter, pump: Page
     return 0;
   }
   t.copied = unionRanges(t.copied, pages);
-  return sumPages(pages);
+  return sumLengths(pages) / PAGE_SIZE;
 }
-
-const sumPages = (pairs: number[]): number => {
-  let n = 0;
-  for (let i = 1; i < pairs.length; i += 2) n += pairs[i] / 4096;
-  return n;
-};
 
 /** [addr, len] pairs of the mappings still registered by us (smaps "uw"). */
 function stillTracked(pid: number): number[] {

@@ -7,6 +7,7 @@ import { native } from '../native/addon.js';
 import { MAX_INHERITED_RANGES, PAGE_SIZE, VmaKind, VmFlag, type FileIdentity, type InheritedRecord, type SysvShmRecord, type VmaKindId, type VmaRecord } from '../image/records.js';
 import type { ImageWriter } from '../image/stream.js';
 import type { PagePump } from './page-pump.js';
+import { sumLengths } from '../util/ranges.js';
 import type { Plan } from '../restore/plan-model.js';
 import { UnsupportedError } from '../util/errors.js';
 import { procPath, readProc } from '../util/procfs.js';
@@ -266,12 +267,6 @@ export function rangeRecords(pairs: number[]): InheritedRecord[] {
   }
   return out;
 }
-
-export const sumLengths = (pairs: number[]): number => {
-  let n = 0;
-  for (let i = 1; i < pairs.length; i += 2) n += pairs[i];
-  return n;
-};
 
 /** INHERITED records for [addr, len] pairs, counted in stats. */
 export function inheritedRecords(inherited: number[], stats: PageDumpStats): InheritedRecord[] {

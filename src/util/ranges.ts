@@ -37,3 +37,10 @@ export function unionRanges(a: number[], b: number[]): number[] {
 export function intersectRanges(a: number[], b: number[]): number[] {
   return subtractRanges(a, subtractRanges(a, b));
 }
+
+/** Bytes in [addr, len] pairs. */
+export function sumLengths(pairs: number[]): number {
+  let n = 0;
+  for (let i = 1; i < pairs.length; i += 2) n += pairs[i];
+  return n;
+}

@@ -17,45 +17,37 @@ for (const name of programs) {
     }
   });
 
-  test(`${name}: checkpoint, kill, restore keeps every detail`, async () => {
-    const p = new TestProcess(name);
-    try {
-      await p.ready();
-      const d = await crmigrate(['dump', String(p.pid), '--dir', p.imageDir]);
-      assert.equal(d.code, 0, `dump failed: ${d.stderr}`);
-      await p.gone();
+  test(`${name}: checkpoint, kill, restore keeps every detail`, () =>
+    dumpKillRestore(name, [], async (p) => {
       const i = await crmigrate(['inspect', p.imageDir]);
       assert.equal(i.code, 0, `inspect failed: ${i.stderr}`);
       assert.equal(JSON.parse(i.stdout).tasks[0].pid, p.pid);
-      const r = await crmigrate(['restore', '--dir', p.imageDir, '--pidfile', `${p.dir}/pidfile`]);
-      assert.equal(r.code, 0, `restore failed: ${r.stderr}`);
-      assert.ok(alive(p.pid), 'restored process is not running');
-      assertPassed(assert, await p.verdict(), name);
-    } finally {
-      p.cleanup();
-    }
-  });
+    }));
+
+  // The same with a pre-copy: memory copied while the program runs, then
+  // only what it wrote since while frozen.
+  test(`${name}: checkpoint with --pre-copy, kill, restore keeps every detail`, () =>
+    dumpKillRestore(name, ['--pre-copy'], async (_p, d) => {
+      assert.match(d.stderr, /pages( \([^)]*\))? while frozen \(\d+ copied before, \d+ of them used\)/);
+    }));
 }
 
-// The same with a pre-copy: memory copied while the program runs, then only
-// what it wrote since while frozen.
-for (const name of programs) {
-  test(`${name}: checkpoint with --pre-copy, kill, restore keeps every detail`, async () => {
-    const p = new TestProcess(name);
-    try {
-      await p.ready();
-      const d = await crmigrate(['dump', String(p.pid), '--dir', p.imageDir, '--pre-copy']);
-      assert.equal(d.code, 0, `dump failed: ${d.stderr}`);
-      assert.match(d.stderr, /pages( \([^)]*\))? while frozen \(\d+ copied before, \d+ of them used\)/);
-      await p.gone();
-      const r = await crmigrate(['restore', '--dir', p.imageDir, '--pidfile', `${p.dir}/pidfile`]);
-      assert.equal(r.code, 0, `restore failed: ${r.stderr}`);
-      assert.ok(alive(p.pid), 'restored process is not running');
-      assertPassed(assert, await p.verdict(), name);
-    } finally {
-      p.cleanup();
-    }
-  });
+/** Dumps a test program (killing it), checks the image with check(p, dump), restores it and reads its verdict. */
+async function dumpKillRestore(name, dumpArgs, check) {
+  const p = new TestProcess(name);
+  try {
+    await p.ready();
+    const d = await crmigrate(['dump', String(p.pid), '--dir', p.imageDir, ...dumpArgs]);
+    assert.equal(d.code, 0, `dump failed: ${d.stderr}`);
+    await p.gone();
+    await check(p, d);
+    const r = await crmigrate(['restore', '--dir', p.imageDir, '--pidfile', `${p.dir}/pidfile`]);
+    assert.equal(r.code, 0, `restore failed: ${r.stderr}`);
+    assert.ok(alive(p.pid), 'restored process is not running');
+    assertPassed(assert, await p.verdict(), name);
+  } finally {
+    p.cleanup();
+  }
 }
 
 test('t_cow: pages shared copy-on-write with a parent are stored once (inspect shows them inherited)', async () => {
