@@ -453,8 +453,10 @@ static void unmap_region(pid_t pid, const struct tree_ctl *ctl, uint32_t idx) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: crmigrate-restore [--commit-file FILE] [--image-fd FD]  (tree, plans and pages on stdin;\n"
-                  "                         FD: the image file that CRM_CHUNK_FILE chunks point into)\n"
+  fprintf(stderr, "usage: crmigrate-restore [--commit-file FILE] [--image-fd FD | --staged-fd FD]\n"
+                  "                         (tree, plans and pages on stdin; FD: the image file that\n"
+                  "                         CRM_CHUNK_FILE chunks point into, or a memfd of staged pages,\n"
+                  "                         each freed once placed)\n"
                   "       crmigrate-restore --print-plan           (decode a plan on stdin)\n"
                   "       crmigrate-restore --print-tree           (decode a tree section on stdin)\n");
   exit(64);
@@ -476,12 +478,13 @@ static int journal_says_committed(const char *path) {
 int main(int argc, char **argv) {
   char err[256];
   const char *commit_file = NULL;
-  int print_plan = 0, print_tree = 0, image_fd = -1;
+  int print_plan = 0, print_tree = 0, image_fd = -1, staged = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--print-plan")) print_plan = 1;
     else if (!strcmp(argv[i], "--print-tree")) print_tree = 1;
     else if (!strcmp(argv[i], "--commit-file") && i + 1 < argc) commit_file = argv[++i];
     else if (!strcmp(argv[i], "--image-fd") && i + 1 < argc) image_fd = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--staged-fd") && i + 1 < argc) image_fd = atoi(argv[++i]), staged = 1;
     else usage();
   }
   if (print_plan) {
@@ -490,7 +493,7 @@ int main(int argc, char **argv) {
     plan_print(&p, stdout);
     return 0;
   }
-  if (image_fd >= 0) image_file_map(image_fd);
+  if (image_fd >= 0) image_file_map(image_fd, staged);
   struct tree tr;
   if (tree_load(0, &tr, err, sizeof err)) die("%s", err);
   if (print_tree) {

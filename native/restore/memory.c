@@ -216,24 +216,29 @@ void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstra
     die_errno("mapping the restorer bootstrap");
 }
 
-/* The image file, mapped read-only, when the page stream points into it. */
+/* The image file, mapped read-only, when the page stream points into it;
+ * or the staging memfd the migration agent put pre-copied pages in, mapped
+ * writable so that each page can be freed once placed (MADV_REMOVE). */
 static const uint8_t *g_image;
 static uint64_t g_image_size;
+static int g_image_staged;
 
-void image_file_map(int fd) {
+void image_file_map(int fd, int staged) {
   struct stat st;
   if (fstat(fd, &st) < 0) die_errno("the image file (descriptor %d)", fd);
   if (!S_ISREG(st.st_mode) || st.st_size <= 0) die("descriptor %d is not an image file", fd);
-  void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+  void *m = mmap(NULL, (size_t)st.st_size, staged ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
   if (m == MAP_FAILED) die_errno("mapping the image file");
   close(fd);
   g_image = m;
   g_image_size = (uint64_t)st.st_size;
+  g_image_staged = staged;
 }
 
 void image_file_done(const uint8_t *src, uint32_t len) {
   uint64_t start = (uint64_t)src & ~(PAGE_SIZE_BYTES - 1), end = page_up((uint64_t)src + len);
-  (void)madvise((void *)start, end - start, MADV_DONTNEED);
+  /* staged chunks start on page boundaries and each page is used once */
+  (void)madvise((void *)start, end - start, g_image_staged ? MADV_REMOVE : MADV_DONTNEED);
 }
 
 int next_chunk(int in_fd, struct crm_chunk *c, const uint8_t **src) {
@@ -281,11 +286,18 @@ void copy_in(uint8_t *dst, const uint8_t *src, int in_fd, uint32_t len) {
   else if (read_full(in_fd, dst, len)) die("page stream truncated inside a chunk (image incomplete)");
 }
 
-/* Private anonymous memory premapped writable gets pages from the image
- * file by UFFDIO_COPY: each page is allocated with its data, instead of
- * being zeroed first and then copied over. A userfaultfd of our own is
- * registered (missing mode) on those VMAs while they are filled; closing it
- * unregisters them. -1 if the kernel will not (the pages are copied then). */
+/* Private anonymous memory premapped writable gets its pages by
+ * UFFDIO_COPY: each page is allocated with its data, instead of being zeroed
+ * first and then copied over. A userfaultfd of our own is registered
+ * (missing mode, user faults only) on those VMAs while they are filled;
+ * closing it unregisters them. -1 if the kernel will not (the pages are
+ * copied then). While registered, the kernel must not fault a missing page
+ * of them in for us (it would fail: EFAULT), so stream data goes through a
+ * bounce buffer (uffd_fill). */
+static int uffd_fillable(const struct plan *p, const struct premap *pm, uint32_t i) {
+  return pm->addr[i] && p->vmas[i].kind == CRM_VMA_ANON_PRIVATE && (p->vmas[i].vm_flags & CRM_VM_ACCOUNT);
+}
+
 static int uffd_for(const struct plan *p, const struct premap *pm) {
   int u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
   if (u < 0) return -1;
@@ -296,7 +308,7 @@ static int uffd_for(const struct plan *p, const struct premap *pm) {
   }
   for (uint32_t i = 0; i < p->hdr->vma_count; i++) {
     const struct crm_vma *v = &p->vmas[i];
-    if (!pm->addr[i] || v->kind != CRM_VMA_ANON_PRIVATE || !(v->vm_flags & CRM_VM_ACCOUNT)) continue;
+    if (!uffd_fillable(p, pm, i)) continue;
     struct uffdio_register r = {.range = {.start = pm->addr[i], .len = v->end - v->start}, .mode = UFFDIO_REGISTER_MODE_MISSING};
     if (ioctl(u, UFFDIO_REGISTER, &r) < 0) {
       close(u);
@@ -306,22 +318,40 @@ static int uffd_for(const struct plan *p, const struct premap *pm) {
   return u;
 }
 
-/* UFFDIO_COPY of len bytes; returns how many were placed (a page already
- * there stops it: the caller copies the rest). */
-static uint32_t uffd_copy(int uffd, uint8_t *dst, const uint8_t *src, uint32_t len) {
+/* Places len bytes at dst (in a registered VMA) from src: UFFDIO_COPY for
+ * missing pages; a page already there (one shared with the parent) is
+ * written over by a plain copy, which faults only on a present page. */
+static void uffd_place(int uffd, uint8_t *dst, const uint8_t *src, uint32_t len) {
   uint32_t done = 0;
   while (done < len) {
     struct uffdio_copy c = {.dst = (uint64_t)(dst + done), .src = (uint64_t)(src + done), .len = len - done};
-    if (ioctl(uffd, UFFDIO_COPY, &c) == 0) return len;
-    if (c.copy > 0) done += (uint32_t)c.copy;
-    else if (errno != EAGAIN) break;
+    if (ioctl(uffd, UFFDIO_COPY, &c) == 0) return;
+    if (c.copy > 0) {
+      done += (uint32_t)c.copy;
+    } else if (errno == EEXIST) {
+      memcpy(dst + done, src + done, PAGE_SIZE_BYTES);
+      done += PAGE_SIZE_BYTES;
+    } else if (errno != EAGAIN) {
+      die_errno("placing pages at premap %llx", (unsigned long long)(dst + done));
+    }
   }
-  return done;
+}
+
+/* Stream data for a registered VMA: read into a bounce buffer that stays
+ * in the CPU caches, then placed. */
+static void uffd_fill(int uffd, uint8_t *dst, int in_fd, uint32_t len) {
+  static uint8_t bounce[1 << 20];
+  for (uint32_t done = 0; done < len;) {
+    uint32_t n = len - done < sizeof bounce ? len - done : (uint32_t)sizeof bounce;
+    if (read_full(in_fd, bounce, n)) die("page stream truncated inside a chunk (image incomplete)");
+    uffd_place(uffd, dst + done, bounce, n);
+    done += n;
+  }
 }
 
 void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
   int mem_fd = -1;
-  int uffd = g_image ? uffd_for(p, pm) : -1;
+  int uffd = uffd_for(p, pm);
   struct crm_chunk c;
   const uint8_t *src;
   while (next_chunk(in_fd, &c, &src)) {
@@ -329,14 +359,9 @@ void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
     if (i < 0 || !pm->addr[i] || p->vmas[i].kind == CRM_VMA_FILE_SHARED || p->vmas[i].kind == CRM_VMA_ANON_SHARED)
       die("page stream chunk %llx+%u lies outside any private mapping", (unsigned long long)c.addr, c.len);
     uint8_t *dst = (uint8_t *)(pm->addr[i] + (c.addr - p->vmas[i].start));
-    int writable = (p->vmas[i].vm_flags & CRM_VM_ACCOUNT) != 0;
-    if (!writable) {
-      write_protected(&mem_fd, (uint64_t)dst, in_fd, src, c.len);
-    } else {
-      uint32_t placed = 0;
-      if (src && uffd >= 0 && p->vmas[i].kind == CRM_VMA_ANON_PRIVATE) placed = uffd_copy(uffd, dst, src, c.len);
-      if (placed < c.len) copy_in(dst + placed, src ? src + placed : NULL, in_fd, c.len - placed);
-    }
+    if (!(p->vmas[i].vm_flags & CRM_VM_ACCOUNT)) write_protected(&mem_fd, (uint64_t)dst, in_fd, src, c.len);
+    else if (uffd >= 0 && uffd_fillable(p, pm, (uint32_t)i)) src ? uffd_place(uffd, dst, src, c.len) : uffd_fill(uffd, dst, in_fd, c.len);
+    else copy_in(dst, src, in_fd, c.len);
     if (src) image_file_done(src, c.len);
   }
   if (uffd >= 0) close(uffd);

@@ -33,10 +33,12 @@ struct task_memory {
  * the restorer. VMAs with inherited pages are taken from the parent's. */
 void premap_memory(const struct plan *p, const struct tree *t, uint64_t bootstrap_len, struct premap *pm,
                    const struct task_memory *parent);
-/* Maps the image file the page stream may point into (CRM_CHUNK_FILE). */
-void image_file_map(int fd);
+/* Maps the image file the page stream may point into (CRM_CHUNK_FILE);
+ * staged: a memfd whose pages are freed as they are used. */
+void image_file_map(int fd, int staged);
 /* Done with image data at src: its pages leave our page tables (not the
- * page cache), so they are not counted in our memory. */
+ * page cache), so they are not counted in our memory; staged pages are
+ * freed. */
 void image_file_done(const uint8_t *src, uint32_t len);
 /* The next chunk header of the page stream, checked: 0 for CRM_CHUNK_END,
  * else 1 with *src the page data in the image file, or NULL when the len
