@@ -272,6 +272,19 @@ Napi::Value MakePipe(const Napi::CallbackInfo &info) {
   return arr;
 }
 
+// memfdCreate(name) -> fd: an anonymous memory file (MFD_CLOEXEC) that can
+// be handed to a child as a descriptor and mapped there.
+Napi::Value MemfdCreate(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  if (fd < 0) {
+    ThrowErrno(env, "memfd_create", errno);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
 // writeAll(fd, data) -> Promise<void>: writes every byte of data on a worker
 // thread (blocking writes; EINTR and short writes retried).
 class WriteAllWorker : public Napi::AsyncWorker {
@@ -390,6 +403,7 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("readMem", Napi::Function::New(env, ReadMem));
   exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));
   exports.Set("makePipe", Napi::Function::New(env, MakePipe));
+  exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
   exports.Set("writeAll", Napi::Function::New(env, WriteAll));
   exports.Set("startWriteback", Napi::Function::New(env, StartWriteback));
   exports.Set("mapFile", Napi::Function::New(env, MapFile));

@@ -15,6 +15,7 @@ import { buildMaxrss, CLI, markdownTable, programPath, ROOT, runMeasured, runQui
 
 const DEFAULT_SIZES = [64, 512, 2048];
 const MiB = 1 << 20;
+const PAGE = 4096;
 const DEST = 'crm-b';
 const STATE = '/run/crmigrate-testhosts';
 const CONFIG = `${STATE}/client/config`;
@@ -25,6 +26,9 @@ interface MigrateRow {
   sizeMiB: number;
   totalS: number;
   downtimeS: number;
+  /** Pages sent while the process ran (--pre-copy) and while it was frozen. */
+  precopyMiB: number;
+  frozenMiB: number;
   streamS: number;
   imageMiB: number;
   wireMiB: number;
@@ -66,7 +70,7 @@ function destPidOf(nspid: number): boolean {
   }
 }
 
-async function runSize(sizeMiB: number, maxrss: string, rawMBps: number, ctx: BenchContext, compress: string[] = []): Promise<MigrateRow> {
+async function runSize(sizeMiB: number, maxrss: string, rawMBps: number, ctx: BenchContext, flags: string[] = []): Promise<MigrateRow> {
   const dir = mkdtempSync(join(ctx.workDir, `mig-${sizeMiB}-`));
   const logPath = join(dir, 'log');
   const readLog = (): string => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : '');
@@ -81,13 +85,15 @@ async function runSize(sizeMiB: number, maxrss: string, rawMBps: number, ctx: Be
   const agentRss = join(dir, 'agent-rss');
   const remote = `sh -c 'exec 3>${agentRss}; exec ${maxrss} ${process.execPath} ${CLI} "$@"' sh`;
   ctx.log(`[${sizeMiB} MiB] migrate PID ${pid} to ${DEST}`);
-  const m = await runMeasured(maxrss, process.execPath, [CLI, String(pid), DEST, '-F', CONFIG, '--remote-crmigrate', remote, '--json', ...compress], ctx.cleanup, 120000 + sizeMiB * 200);
+  const m = await runMeasured(maxrss, process.execPath, [CLI, String(pid), DEST, '-F', CONFIG, '--remote-crmigrate', remote, '--json', ...flags], ctx.cleanup, 120000 + sizeMiB * 200);
   if (m.code !== 0) throw new BenchError(`migration of ${sizeMiB} MiB failed (exit ${m.code}): ${m.stderr.trim().split('\n').pop()}`);
   const events = m.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const at = (phase: string): number => Number(events.find((e) => e.event === 'phase' && e.phase === phase)?.t ?? NaN);
-  const result = events.find((e) => e.event === 'result') as { imageBytes: number; wireBytes: number; seconds: number; frozenSeconds: number } | undefined;
+  const result = events.find((e) => e.event === 'result') as
+    { imageBytes: number; wireBytes: number; seconds: number; frozenSeconds: number; precopyPages: number; frozenPages: number } | undefined;
   if (!result) throw new BenchError('the migration printed no result event');
-  const streamS = (at('restore') - at('transfer')) / 1000;
+  // the stream starts with the pre-copy when there is one
+  const streamS = (at('restore') - (Number.isNaN(at('pre-copy')) ? at('transfer') : at('pre-copy'))) / 1000;
   await waitFor(() => !existsSync(`/proc/${pid}`), `source PID ${pid} to be gone`, 10000);
   ctx.cleanup.forget(pid);
   if (!destPidOf(pid)) throw new BenchError(`PID ${pid} is not running on ${DEST} after the migration`);
@@ -102,7 +108,7 @@ async function runSize(sizeMiB: number, maxrss: string, rawMBps: number, ctx: Be
   const imageMBps = result.imageBytes / 1e6 / streamS;
   const ceilingMBps = rawMBps * ratio;
   return {
-    sizeMiB, totalS: result.seconds, downtimeS: result.frozenSeconds, streamS, imageMiB: result.imageBytes / MiB, wireMiB: result.wireBytes / MiB,
+    sizeMiB, totalS: result.seconds, downtimeS: result.frozenSeconds, precopyMiB: (result.precopyPages * PAGE) / MiB, frozenMiB: (result.frozenPages * PAGE) / MiB, streamS, imageMiB: result.imageBytes / MiB, wireMiB: result.wireBytes / MiB,
     imageMBps, ratio, ceilingMBps, ofCeiling: imageMBps / ceilingMBps, sourceRssMiB: m.maxRssKiB / 1024, agentRssMiB: agentKiB / 1024,
   };
 }
@@ -110,8 +116,8 @@ async function runSize(sizeMiB: number, maxrss: string, rawMBps: number, ctx: Be
 function render(rows: MigrateRow[], rawMBps: number): string {
   const f = (n: number, d: number): string => n.toFixed(d);
   return markdownTable(
-    ['size MiB', 'total s', 'downtime s', 'stream s', 'image MiB', 'wire MiB', 'ratio', 'image MB/s', 'ceiling MB/s', 'of ceiling', 'RSS source MiB', 'RSS agent MiB'],
-    rows.map((r) => [String(r.sizeMiB), f(r.totalS, 2), f(r.downtimeS, 2), f(r.streamS, 2), f(r.imageMiB, 1), f(r.wireMiB, 1), f(r.ratio, 2), f(r.imageMBps, 0),
+    ['size MiB', 'total s', 'downtime s', 'pre-copied MiB', 'sent frozen MiB', 'stream s', 'image MiB', 'wire MiB', 'ratio', 'image MB/s', 'ceiling MB/s', 'of ceiling', 'RSS source MiB', 'RSS agent MiB'],
+    rows.map((r) => [String(r.sizeMiB), f(r.totalS, 2), f(r.downtimeS, 2), f(r.precopyMiB, 1), f(r.frozenMiB, 1), f(r.streamS, 2), f(r.imageMiB, 1), f(r.wireMiB, 1), f(r.ratio, 2), f(r.imageMBps, 0),
       f(r.ceilingMBps, 0), `${f(r.ofCeiling * 100, 0)}%`, f(r.sourceRssMiB, 1), f(r.agentRssMiB, 1)]),
   ) + `\n\nraw ssh2 channel into cat >/dev/null: ${rawMBps.toFixed(0)} MB/s`;
 }
@@ -134,8 +140,11 @@ function targets(rows: MigrateRow[]): TargetResult[] {
 export const migrateSuite: Suite = {
   name: 'migrate',
   description: 'migrate bench_mem to the local test host crm-b over SSH, verify every byte there',
-  options: { sizes: { type: 'string' }, compress: { type: 'string' } },
-  usage: [`--sizes A,B,...   memory sizes in MiB (default ${DEFAULT_SIZES.join(',')})`, '--compress L|none  zstd level for the migration (default: crmigrate\'s)'],
+  options: { sizes: { type: 'string' }, compress: { type: 'string' }, 'pre-copy': { type: 'boolean' } },
+  usage: [
+    `--sizes A,B,...   memory sizes in MiB (default ${DEFAULT_SIZES.join(',')})`, '--compress L|none  zstd level for the migration (default: crmigrate\'s)',
+    '--pre-copy        migrate with --pre-copy (memory streamed while the process runs)',
+  ],
   async run(opts: OptionValues, ctx: BenchContext): Promise<SuiteReport> {
     const sizes = typeof opts.sizes === 'string' ? opts.sizes.split(',').map(Number) : DEFAULT_SIZES;
     if (sizes.some((s) => !Number.isInteger(s) || s < 1)) throw new BenchError('--sizes wants MiB values separated by commas');
@@ -150,7 +159,7 @@ export const migrateSuite: Suite = {
       rawMBps = await rawSshMBps(256);
       for (const s of sizes) {
         const compress = typeof opts.compress !== 'string' ? [] : opts.compress === 'none' ? ['--no-compress'] : ['--compress', opts.compress];
-        rows.push(await runSize(s, maxrss, rawMBps, ctx, compress));
+        rows.push(await runSize(s, maxrss, rawMBps, ctx, [...compress, ...(opts['pre-copy'] ? ['--pre-copy'] : [])]));
         const r = rows[rows.length - 1]!;
         ctx.log(`[${s} MiB] done: ${r.totalS.toFixed(2)} s, downtime ${r.downtimeS.toFixed(2)} s, ${(r.ofCeiling * 100).toFixed(0)}% of ceiling, PASS`);
       }
@@ -164,7 +173,8 @@ export const migrateSuite: Suite = {
       notes: [
         'source: this host (root namespace); destination: test host crm-b (own network, PID, mount, UTS and IPC namespaces, real sshd).',
         'total s = the whole migration as crmigrate reports it (connect to exit); downtime s = freeze until the destination runs the process (COMMITTED).',
-        'stream s = from the start of the image stream until the last byte is sent; image MB/s = image bytes / stream s.',
+        'pre-copied MiB / sent frozen MiB = pages sent while the process ran (--pre-copy) / while it was frozen; bench_mem writes nothing while it waits, so a pre-copy of it is the best case.',
+        'stream s = from the start of the image stream (the pre-copy, if any) until the last byte is sent; image MB/s = image bytes / stream s.',
         'ratio = image bytes / bytes on the wire (zstd level -1, 2 worker threads); ceiling = raw ssh2 MB/s x ratio.',
         'RSS = wait4 ru_maxrss of the crmigrate CLI (source) and of the agent (destination, with crmigrate-restore).',
       ],

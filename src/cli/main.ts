@@ -50,9 +50,10 @@ sshOptions(
 )
   .option('--compress <level>', 'zstd level (negative: faster)', '-1')
   .option('--no-compress', 'send the image uncompressed')
+  .option('--pre-copy', 'stream the memory first while the process runs, then freeze it only to send what it wrote since (a short pause whatever its size)')
   .option('--json', 'print machine-readable events, one per line')
   .option('-q, --quiet', 'print nothing but errors')
-  .action(async (pid: number, destination: string, o: SshCliOptions & { compress: string | false; json?: boolean; quiet?: boolean }) => {
+  .action(async (pid: number, destination: string, o: SshCliOptions & { compress: string | false; preCopy?: boolean; json?: boolean; quiet?: boolean }) => {
     const level = o.compress === false ? null : Number(o.compress);
     if (level !== null && (!Number.isInteger(level) || level < -7 || level > 19)) throw new CrmError(`invalid --compress level ${String(o.compress)}`, ExitCode.USAGE);
     const [{ makeProgress }, { migrate }] = await Promise.all([import('../migrate/progress.js'), import('../migrate/source.js')]);
@@ -60,10 +61,10 @@ sshOptions(
     try {
       const r = await migrate(pid, destination, {
         identity: o.identity, configFile: o.config, knownHosts: o.knownHosts, acceptNewHostKey: o.acceptNewHostKey,
-        remoteCommand: o.remoteCrmigrate, compressLevel: level, progress,
+        remoteCommand: o.remoteCrmigrate, compressLevel: level, preCopy: o.preCopy, progress,
       });
       if (!o.json && !o.quiet)
-        process.stderr.write(`migrated process ${pid} to ${destination}: ${(r.imageBytes / 1048576).toFixed(1)} MiB image, ${(r.wireBytes / 1048576).toFixed(1)} MiB sent, ${r.seconds.toFixed(2)} s, frozen ${r.frozenSeconds.toFixed(2)} s\n`);
+        process.stderr.write(`migrated process ${pid} to ${destination}: ${(r.imageBytes / 1048576).toFixed(1)} MiB image, ${(r.wireBytes / 1048576).toFixed(1)} MiB sent, ${r.seconds.toFixed(2)} s, frozen ${r.frozenSeconds.toFixed(2)} s${o.preCopy ? ` (${r.frozenPages} pages sent while frozen, ${r.precopyPages} before)` : ''}\n`);
     } catch (err) {
       progress.stop();
       if (o.json) process.stdout.write(JSON.stringify({ event: 'result', ok: false, error: (err as Error).message }) + '\n');

@@ -47,6 +47,8 @@ export interface DumpOptions {
   beforeRelease?: (frozen: number[]) => Promise<Release | void>;
   /** Copy the pages first while the tree runs; freeze only to copy what changed since. */
   preCopy?: boolean;
+  /** Called once the tree is frozen (the pre-copy, if any, is done). */
+  onFreeze?: () => void;
 }
 
 interface CollectedTask {
@@ -110,6 +112,7 @@ export async function dumpToSink(pid: number, sink: ByteSink, opts: DumpOptions)
     if (precopy) await sink.sync?.();
     t0 = process.hrtime.bigint();
     tree = FrozenTree.freeze(pid);
+    opts.onFreeze?.();
   } catch (err) {
     precopy?.stop();
     throw err;

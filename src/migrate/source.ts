@@ -24,12 +24,17 @@ export interface MigrateOptions extends TargetOptions {
   acceptNewHostKey?: boolean;
   remoteCommand: string;
   compressLevel: number | null; // null: no compression
+  /** Stream the memory first while the tree runs; freeze only for what it wrote since. */
+  preCopy?: boolean;
   progress: Progress;
 }
 
 export interface MigrateResult {
   migrationId: string;
   pid: number;
+  /** Pages copied while the tree ran (--pre-copy), and the pages copied while it was frozen. */
+  precopyPages: number;
+  frozenPages: number;
   imageBytes: number;
   wireBytes: number;
   seconds: number;
@@ -111,7 +116,8 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
     const sink = { write: (b: Buffer): Promise<void> => (comp ? comp.write(b) : toWire(frame(FrameKind.DATA, b))) };
 
     writeJournal('source', migrationId, { state: 'dumping', pid, destination: `${target.user}@${target.host}:${target.port}` });
-    progress.phase('transfer', {});
+    // with --pre-copy the stream starts while the tree runs; 'transfer' marks the freeze
+    progress.phase(opts.preCopy ? 'pre-copy' : 'transfer', {});
     let inDoubt = false;
     const finish = async (frozen: number[]): Promise<Release> => {
       if (comp) await comp.end();
@@ -145,7 +151,10 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
     };
     let dump;
     try {
-      dump = await dumpToSink(pid, sink, { after: 'continue', beforeRelease: finish });
+      dump = await dumpToSink(pid, sink, {
+        after: 'continue', beforeRelease: finish, preCopy: opts.preCopy,
+        onFreeze: opts.preCopy ? () => progress.phase('transfer', { frozen: true }) : undefined,
+      });
     } catch (err) {
       writeJournal('source', migrationId, { state: 'thawed', pid, reason: (err as Error).message });
       throw err;
@@ -156,7 +165,7 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
         EXIT_IN_DOUBT as never,
       );
     }
-    const result = { migrationId, pid, imageBytes: dump.imageBytes, wireBytes, seconds: elapsed(), frozenSeconds: dump.frozenSeconds };
+    const result = { migrationId, pid, precopyPages: dump.precopyPages, frozenPages: dump.pages.pages, imageBytes: dump.imageBytes, wireBytes, seconds: elapsed(), frozenSeconds: dump.frozenSeconds };
     progress.done(result);
     return result;
   } finally {

@@ -41,6 +41,8 @@ export interface NativeAddon {
   crc32c(data: Uint8Array, seed?: number): number;
   /** pipe2(O_CLOEXEC), enlarged to size bytes if allowed: [readFd, writeFd] (blocking). */
   makePipe(size: number): [number, number];
+  /** memfd_create(name, MFD_CLOEXEC): an anonymous memory file. */
+  memfdCreate(name: string): number;
   /** Writes all of data to fd on a worker thread; rejects with .code (e.g. EPIPE). */
   writeAll(fd: number, data: Uint8Array): Promise<void>;
   /** Our copy of descriptor fd of process pid (pidfd_getfd). */

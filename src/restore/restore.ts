@@ -21,6 +21,7 @@ import { pidInUse } from '../util/procfs.js';
 import { mappedImageOf, withTransientPages } from '../image/stream.js';
 import { intersectRanges, subtractRanges } from '../util/ranges.js';
 import { RestorerInput } from './feed.js';
+import { PageStaging } from './staging.js';
 import { readSections, type ImageMeta, type Section } from './image-model.js';
 import { chunkHeader, CHUNK_END, CHUNK_PAGES, encodePlan, encodeTree, fileChunk } from './plan-codec.js';
 import { emptyTask, type Plan } from './plan-model.js';
@@ -37,7 +38,8 @@ export function buildPlan(meta: ImageMeta): Plan {
   return plan;
 }
 
-/** A PAGES record of a pre-copy: its address range and where its data lies in the image file. */
+/** A PAGES record of a pre-copy: its address range and where its data lies
+ * in the image file (or in the staging file, for a stream). */
 export interface PrecopiedPages {
   addr: number;
   len: number;
@@ -107,7 +109,17 @@ export async function restoreFromStream(source: AsyncIterable<Buffer>, opts: Res
  * here first, as every record is); only where the pages lie crosses the pipe.
  */
 async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts: RestoreOptions, t0: bigint, imageFd?: number): Promise<RestoreResult> {
+  const staging = imageFd === undefined ? new PageStaging() : undefined;
+  try {
+    return await restoreTree(sections, opts, t0, imageFd, staging);
+  } finally {
+    staging?.close();
+  }
+}
+
+async function restoreTree(sections: AsyncGenerator<Section, unknown>, opts: RestoreOptions, t0: bigint, imageFd: number | undefined, staging: PageStaging | undefined): Promise<RestoreResult> {
   // pre-copied pages come first: only where they lie in the file is kept
+  // (a stream's are staged in memory until their task is restored)
   const precopies = new Map<number, PrecopiedPages[]>();
   let first = await sections.next();
   for (let pid = 0; !first.done && (first.value.kind === 'precopy' || first.value.kind === 'pages'); first = await sections.next()) {
@@ -116,8 +128,9 @@ async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts:
       pid = v.pid;
       if (!precopies.has(pid)) precopies.set(pid, []);
     } else {
-      if (imageFd === undefined || v.fileOffset === undefined) throw new ImageError('an image with pre-copied pages can only be restored from its file (crmigrate restore --dir)');
-      precopies.get(pid)!.push({ addr: v.addr, len: v.data.length, fileOffset: v.fileOffset });
+      const fileOffset = staging ? await staging.add(v.data) : v.fileOffset;
+      if (fileOffset === undefined) throw new ImageError('image: pre-copied pages with no place in the image file');
+      precopies.get(pid)!.push({ addr: v.addr, len: v.data.length, fileOffset });
     }
   }
   if (first.done || first.value.kind !== 'tree') throw new ImageError('image has no process tree');
@@ -127,8 +140,10 @@ async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts:
 
   // stdin: the plan and the page stream, through a pipe of our own (feed.ts)
   const input = new RestorerInput();
-  const args = [...(opts.commitFile ? ['--commit-file', opts.commitFile] : []), ...(imageFd !== undefined ? ['--image-fd', '3'] : [])];
-  const stdio: StdioOptions = [input.childFd, 'pipe', 'pipe', ...(imageFd !== undefined ? [imageFd] : [])];
+  // fd 3: the image file that file chunks point into, or the staged pages
+  const pageFile = staging?.bytes ? { fd: staging.fd, flag: '--staged-fd' } : imageFd !== undefined ? { fd: imageFd, flag: '--image-fd' } : undefined;
+  const args = [...(opts.commitFile ? ['--commit-file', opts.commitFile] : []), ...(pageFile ? [pageFile.flag, '3'] : [])];
+  const stdio: StdioOptions = [input.childFd, 'pipe', 'pipe', ...(pageFile ? [pageFile.fd] : [])];
   const child = spawn(nativeBin('crmigrate-restore'), args, { stdio }) as unknown as ChildProcessByStdio<null, Readable, Readable>;
   input.spawned();
   child.on('close', () => input.close());

@@ -75,10 +75,10 @@ function migrateArgs(pid, extra = []) {
 }
 
 /** Runs a migration in the background, calling onEvent for each JSON event line. */
-function migrateWithEvents(pid, onEvent, env = {}) {
+function migrateWithEvents(pid, onEvent, env = {}, extra = []) {
   return new Promise((resolve) => {
     steerDestPids(pid);
-    const child = spawn(process.execPath, [CLI, ...migrateArgs(pid)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...migrateArgs(pid, extra)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let buf = '';
@@ -100,15 +100,22 @@ function migrateWithEvents(pid, onEvent, env = {}) {
 before(() => { testhosts('up', ...HOSTS); });
 after(() => { testhosts('down', ...HOSTS); });
 
-async function migratedAndVerified(name) {
+async function migratedAndVerified(name, extra = []) {
   const p = new TestProcess(name);
   try {
     await p.ready();
     steerDestPids(p.pid);
-    const m = await crmigrate(migrateArgs(p.pid));
+    const m = await crmigrate(migrateArgs(p.pid, extra));
     assert.equal(m.code, 0, `migration failed: ${m.stderr}\n${m.stdout}`);
-    const result = m.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.event === 'result');
+    const events = m.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const result = events.find((e) => e.event === 'result');
     assert.ok(result?.ok, m.stdout);
+    if (extra.includes('--pre-copy')) {
+      // the memory went out before the freeze: the pre-copy phase, then the frozen transfer
+      const phases = events.filter((e) => e.event === 'phase').map((e) => e.phase);
+      assert.deepEqual(phases.slice(phases.indexOf('pre-copy'), phases.indexOf('pre-copy') + 2), ['pre-copy', 'transfer'], m.stdout);
+      assert.ok(result.precopyPages > 0, `nothing was pre-copied: ${m.stdout}`);
+    }
     await p.gone();
     assert.ok(destHasPid(p.pid), `PID ${p.pid} is not running on ${DEST}:\n${p.log()}\n${m.stdout}`);
     inDest(`kill -USR2 ${p.pid}`);
@@ -123,6 +130,12 @@ async function migratedAndVerified(name) {
 
 for (const name of ['t_regs', 't_memory', 't_signals', 't_files', 't_syscall', 't_threads', 't_tree', 't_creds', 't_sysv', 't_cow', 't_precopy']) {
   test(`${name}: migrated to ${DEST}, every detail verified there`, () => migratedAndVerified(name));
+}
+
+// --pre-copy: pages streamed while the tree runs, staged on the destination
+// until the freeze; t_precopy keeps writing its memory the whole time
+for (const name of ['t_memory', 't_threads', 't_tree', 't_cow', 't_sysv', 't_precopy']) {
+  test(`${name}: migrated with --pre-copy, every detail verified there`, () => migratedAndVerified(name, ['--pre-copy']));
 }
 
 /** Asserts the source process survived a failed migration untouched and the destination is clean. */
@@ -222,6 +235,20 @@ test('a corrupted byte in the stream: the destination refuses the image, the sou
   }
 });
 
+test('a corrupted byte in the pre-copy (--pre-copy): the destination refuses the image, the source runs on untouched', async () => {
+  const p = new TestProcess('counter');
+  try {
+    await p.ready();
+    const r = await migrateWithEvents(p.pid, () => undefined, { CRMIGRATE_FAULT_CORRUPT_AT: '3000' }, ['--pre-copy']);
+    await assertSourceIntact(p, r, /destination: .*(checksum|Unknown frame descriptor|corrupt|Data corruption|image)/i);
+    const before = p.countLines(/^count /);
+    await waitFor(() => p.countLines(/^count /) > before, 'the source to keep counting', 5000);
+    assertPassed(assert, await p.verdict(), 'counter');
+  } finally {
+    p.cleanup();
+  }
+});
+
 test('crmigrate ends with nothing left to wait for mid-stream: the frozen source is let go untouched, the destination is clean', async () => {
   const p = new TestProcess('bench_mem', ['256'], { workdirArg: false });
   try {
@@ -236,18 +263,24 @@ test('crmigrate ends with nothing left to wait for mid-stream: the frozen source
 });
 
 /** Starts a 256 MiB process and migrates it, running `fault` once the stream is flowing. */
-async function faultDuringTransfer(fault, re) {
+async function faultDuringTransfer(fault, re, extra = []) {
   const p = new TestProcess('bench_mem', ['256'], { workdirArg: false });
   try {
     await p.ready();
     let injected = false;
+    let phase = '';
+    let faultPhase = '';
     const r = await migrateWithEvents(p.pid, (e) => {
+      if (e.event === 'phase') phase = e.phase;
       if (!injected && e.event === 'bytes' && e.bytes > 1 << 20) {
         injected = true;
+        faultPhase = phase;
         fault();
       }
-    });
+    }, {}, extra);
     assert.ok(injected, `the fault was never injected:\n${r.stdout}\n${r.stderr}`);
+    // with --pre-copy the fault comes while the tree still runs
+    assert.equal(faultPhase, extra.includes('--pre-copy') ? 'pre-copy' : 'transfer');
     await assertSourceIntact(p, r, re);
     assertPassed(assert, await p.verdict(60000), 'bench_mem');
   } finally {
@@ -260,6 +293,11 @@ test('the SSH connection is cut during the stream: the source thaws, the destina
     // the per-connection sshd processes are the children of the namespace's sshd
     for (const s of destProcesses(/^sshd/)) if (s.ppid === destInit()) process.kill(s.pid, 'SIGKILL');
   }, /connection|lost|closed/i));
+
+test('the SSH connection is cut during the pre-copy (--pre-copy): the source runs on, the destination is clean', () =>
+  faultDuringTransfer(() => {
+    for (const s of destProcesses(/^sshd/)) if (s.ppid === destInit()) process.kill(s.pid, 'SIGKILL');
+  }, /connection|lost|closed/i, ['--pre-copy']));
 
 test('the agent is killed mid-restore: the source thaws, the destination is clean', () =>
   faultDuringTransfer(() => {

@@ -13,6 +13,7 @@ import { ImageWriter, readImage, recyclingSource, withTransientPages } from '../
 import { ImageFileSink, openImageSource, prepareImageDir, IMAGE_FILE } from '../../dist/image/files.js';
 import { planJobs } from '../../dist/resources/page-pump.js';
 import { RestorerInput } from '../../dist/restore/feed.js';
+import { PageStaging } from '../../dist/restore/staging.js';
 
 const PAGE = 4096;
 
@@ -212,4 +213,26 @@ test('RestorerInput: writes of buffers and of mapped views arrive in order; EPIP
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('PageStaging: pre-copied pages of a stream kept in a memfd, each copy at the page offset it reports', async () => {
+  const st = new PageStaging();
+  assert.equal(st.fd, -1, 'no memfd until the first pages');
+  const a = bytes(3 * PAGE, 7);
+  const b = bytes(PAGE, 8);
+  const viewOf = Buffer.alloc(5 * PAGE);
+  a.copy(viewOf, PAGE);
+  assert.equal(await st.add(viewOf.subarray(PAGE, 4 * PAGE)), 0);
+  viewOf.fill(0); // the caller's buffer is reused at once: the staged copy must not change
+  assert.equal(await st.add(b), 3 * PAGE);
+  assert.equal(st.bytes, 4 * PAGE);
+  assert.ok(st.fd >= 0);
+  const staged = readFileSync(`/proc/self/fd/${st.fd}`);
+  assert.ok(staged.subarray(0, 3 * PAGE).equals(a));
+  assert.ok(staged.subarray(3 * PAGE).equals(b));
+  const fd = st.fd;
+  st.close();
+  st.close(); // once only
+  assert.throws(() => readFileSync(`/proc/self/fd/${fd}`), /ENOENT/);
+  await assert.rejects(st.add(b), /closed/);
 });
