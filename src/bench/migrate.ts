@@ -140,10 +140,10 @@ function targets(rows: MigrateRow[]): TargetResult[] {
 export const migrateSuite: Suite = {
   name: 'migrate',
   description: 'migrate bench_mem to the local test host crm-b over SSH, verify every byte there',
-  options: { sizes: { type: 'string' }, compress: { type: 'string' }, 'pre-copy': { type: 'boolean' } },
+  options: { sizes: { type: 'string' }, compress: { type: 'string' }, 'pre-copy': { type: 'boolean' }, 'no-pre-copy': { type: 'boolean' } },
   usage: [
     `--sizes A,B,...   memory sizes in MiB (default ${DEFAULT_SIZES.join(',')})`, '--compress L|none  zstd level for the migration (default: crmigrate\'s)',
-    '--pre-copy        migrate with --pre-copy (memory streamed while the process runs)',
+    '--pre-copy | --no-pre-copy  migrate with that flag (default: crmigrate\'s, a pre-copy where the kernel can track writes)',
   ],
   async run(opts: OptionValues, ctx: BenchContext): Promise<SuiteReport> {
     const sizes = typeof opts.sizes === 'string' ? opts.sizes.split(',').map(Number) : DEFAULT_SIZES;
@@ -159,7 +159,7 @@ export const migrateSuite: Suite = {
       rawMBps = await rawSshMBps(256);
       for (const s of sizes) {
         const compress = typeof opts.compress !== 'string' ? [] : opts.compress === 'none' ? ['--no-compress'] : ['--compress', opts.compress];
-        rows.push(await runSize(s, maxrss, rawMBps, ctx, [...compress, ...(opts['pre-copy'] ? ['--pre-copy'] : [])]));
+        rows.push(await runSize(s, maxrss, rawMBps, ctx, [...compress, ...(opts['pre-copy'] ? ['--pre-copy'] : []), ...(opts['no-pre-copy'] ? ['--no-pre-copy'] : [])]));
         const r = rows[rows.length - 1]!;
         ctx.log(`[${s} MiB] done: ${r.totalS.toFixed(2)} s, downtime ${r.downtimeS.toFixed(2)} s, ${(r.ofCeiling * 100).toFixed(0)}% of ceiling, PASS`);
       }

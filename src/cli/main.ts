@@ -50,7 +50,8 @@ sshOptions(
 )
   .option('--compress <level>', 'zstd level (negative: faster)', '-1')
   .option('--no-compress', 'send the image uncompressed')
-  .option('--pre-copy', 'stream the memory first while the process runs, then freeze it only to send what it wrote since (a short pause whatever its size)')
+  .option('--pre-copy', 'stream the memory first while the process runs, then freeze it only to send what it wrote since (a short pause whatever its size; the default when this kernel can track writes)')
+  .option('--no-pre-copy', 'freeze first, then send the whole memory')
   .option('--json', 'print machine-readable events, one per line')
   .option('-q, --quiet', 'print nothing but errors')
   .action(async (pid: number, destination: string, o: SshCliOptions & { compress: string | false; preCopy?: boolean; json?: boolean; quiet?: boolean }) => {
@@ -64,7 +65,7 @@ sshOptions(
         remoteCommand: o.remoteCrmigrate, compressLevel: level, preCopy: o.preCopy, progress,
       });
       if (!o.json && !o.quiet)
-        process.stderr.write(`migrated process ${pid} to ${destination}: ${(r.imageBytes / 1048576).toFixed(1)} MiB image, ${(r.wireBytes / 1048576).toFixed(1)} MiB sent, ${r.seconds.toFixed(2)} s, frozen ${r.frozenSeconds.toFixed(2)} s${o.preCopy ? ` (${r.frozenPages} pages sent while frozen, ${r.precopyPages} before)` : ''}\n`);
+        process.stderr.write(`migrated process ${pid} to ${destination}: ${(r.imageBytes / 1048576).toFixed(1)} MiB image, ${(r.wireBytes / 1048576).toFixed(1)} MiB sent, ${r.seconds.toFixed(2)} s, frozen ${r.frozenSeconds.toFixed(2)} s${r.preCopy ? ` (${r.frozenPages} pages sent while frozen, ${r.precopyPages} before)` : ''}\n`);
     } catch (err) {
       progress.stop();
       if (o.json) process.stdout.write(JSON.stringify({ event: 'result', ok: false, error: (err as Error).message }) + '\n');

@@ -17,7 +17,7 @@ export async function runAgent(input: Readable, output: Writable): Promise<numbe
   const send = (m: Message): Promise<void> => writeAll(output, controlFrame(m));
   let migrationId = '';
   try {
-    await send(localHello());
+    await send(await localHello());
     const hello = await inbox.next(30000);
     if (hello.t === 'status') {
       await send({ t: 'status-result', migrationId: hello.migrationId, state: (readJournal('agent', hello.migrationId)?.state as string) ?? null });

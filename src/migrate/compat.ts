@@ -7,6 +7,7 @@ import { hostname, release } from 'node:os';
 import { FdKind, VmaKind } from '../image/records.js';
 import { collectFds } from '../resources/files.js';
 import { collectVmas } from '../resources/memory.js';
+import { probeKernelFeatures } from '../util/kernel-features.js';
 import { parseStat, parseStatus, pidInUse, readProc, readProcLink, treeOf } from '../util/procfs.js';
 import { VERSION } from '../version.js';
 import { PROTOCOL_VERSION, type Hello, type PreflightFile } from './protocol.js';
@@ -23,11 +24,27 @@ export function localXcr0(): bigint {
   return x;
 }
 
-export function localHello(): Hello {
+/** This host, as the other side of a migration sees it (its kernel features probed for real). */
+export async function localHello(): Promise<Hello> {
   return {
     t: 'hello', protocol: PROTOCOL_VERSION, version: VERSION, arch: process.arch === 'x64' ? 'x86_64' : process.arch,
-    kernel: release(), hostname: hostname(), xcr0: localXcr0().toString(16), features: {},
+    kernel: release(), hostname: hostname(), xcr0: localXcr0().toString(16), features: await probeKernelFeatures(),
   };
+}
+
+/** Kernel features (`crmigrate check` ids) the source dumps with. */
+const DUMP_FEATURES = ['ptrace-seize', 'syscall-injection', 'proc-pid-mem', 'pagemap-scan'];
+/** Those the destination restores with (userfaultfd is used there when it can be, not needed). */
+const RESTORE_FEATURES = ['ptrace-seize', 'syscall-injection', 'clone3-set-tid', 'pr-set-mm-map', 'proc-pid-mem'];
+/** Those a pre-copy needs on the source. */
+const PRECOPY_FEATURES = ['syscall-injection', 'pidfd-getfd', 'userfaultfd-wp', 'pagemap-scan'];
+
+const lacking = (h: Hello, ids: string[]): string[] => ids.filter((id) => h.features[id] !== true);
+
+/** Why this host cannot pre-copy ('' if it can). */
+export function preCopyUnavailable(src: Hello): string {
+  const missing = lacking(src, PRECOPY_FEATURES);
+  return missing.length ? `this kernel lacks ${missing.join(', ')} (see crmigrate check)` : '';
 }
 
 /** Problems that make a migration from `src` to `dst` impossible. */
@@ -38,6 +55,10 @@ export function compareHellos(src: Hello, dst: Hello): string[] {
   const need = BigInt(`0x${src.xcr0}`);
   const have = BigInt(`0x${dst.xcr0}`);
   if ((need & ~have) !== 0n) p.push(`CPU state features 0x${(need & ~have).toString(16)} used here are missing on ${dst.hostname}`);
+  for (const [h, ids, where] of [[src, DUMP_FEATURES, 'this host'], [dst, RESTORE_FEATURES, dst.hostname]] as const) {
+    if (!Object.keys(h.features).length) p.push(`the kernel features of ${where} could not be probed (crmigrate check)`);
+    else if (lacking(h, ids).length) p.push(`the kernel of ${where} lacks ${lacking(h, ids).join(', ')} (crmigrate check)`);
+  }
   return p;
 }
 

@@ -14,7 +14,7 @@ import { checkTaskSupported } from '../resources/task.js';
 import { SshConnection } from '../transport/ssh.js';
 import { parseTarget, type TargetOptions } from '../transport/target.js';
 import { CrmError, ExitCode } from '../util/errors.js';
-import { compareHellos, localHello, preflightRequest, processRef } from './compat.js';
+import { compareHellos, localHello, preCopyUnavailable, preflightRequest, processRef } from './compat.js';
 import { writeJournal } from './journal.js';
 import { ImageCompressor } from './zstd-stream.js';
 import { controlFrame, frame, FRAME_HEADER, FrameKind, Inbox, readFrames, writeAll, writeTaken, type Message } from './protocol.js';
@@ -24,7 +24,8 @@ export interface MigrateOptions extends TargetOptions {
   acceptNewHostKey?: boolean;
   remoteCommand: string;
   compressLevel: number | null; // null: no compression
-  /** Stream the memory first while the tree runs; freeze only for what it wrote since. */
+  /** Stream the memory first while the tree runs; freeze only for what it
+   * wrote since. Default: when this kernel can track the writes. */
   preCopy?: boolean;
   progress: Progress;
 }
@@ -32,7 +33,8 @@ export interface MigrateOptions extends TargetOptions {
 export interface MigrateResult {
   migrationId: string;
   pid: number;
-  /** Pages copied while the tree ran (--pre-copy), and the pages copied while it was frozen. */
+  preCopy: boolean;
+  /** Pages copied while the tree ran (pre-copy), and the pages copied while it was frozen. */
   precopyPages: number;
   frozenPages: number;
   imageBytes: number;
@@ -73,13 +75,16 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
       return m as Extract<Message, { t: T }>;
     };
 
-    const mine = localHello();
+    const mine = await localHello();
     await send(mine);
     const peer = await expect('hello', 30000).catch((err: Error) => {
       throw new CrmError(`no crmigrate agent answered on ${target.host} (is "${opts.remoteCommand}" installed there? use --remote-crmigrate): ${err.message}`);
     });
     const incompatible = compareHellos(mine, peer);
     if (incompatible.length) throw new CrmError(`cannot migrate to ${peer.hostname}: ${incompatible.join('; ')}`, ExitCode.UNSUPPORTED);
+    const noPreCopy = preCopyUnavailable(mine);
+    if (opts.preCopy && noPreCopy) throw new CrmError(`cannot pre-copy: ${noPreCopy}; migrate with --no-pre-copy`, ExitCode.UNSUPPORTED);
+    const preCopy = opts.preCopy ?? !noPreCopy;
 
     progress.phase('preflight', {});
     const req = await preflightRequest(pid);
@@ -117,7 +122,7 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
 
     writeJournal('source', migrationId, { state: 'dumping', pid, destination: `${target.user}@${target.host}:${target.port}` });
     // with --pre-copy the stream starts while the tree runs; 'transfer' marks the freeze
-    progress.phase(opts.preCopy ? 'pre-copy' : 'transfer', {});
+    progress.phase(preCopy ? 'pre-copy' : 'transfer', {});
     let inDoubt = false;
     const finish = async (frozen: number[]): Promise<Release> => {
       if (comp) await comp.end();
@@ -152,8 +157,8 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
     let dump;
     try {
       dump = await dumpToSink(pid, sink, {
-        after: 'continue', beforeRelease: finish, preCopy: opts.preCopy,
-        onFreeze: opts.preCopy ? () => progress.phase('transfer', { frozen: true }) : undefined,
+        after: 'continue', beforeRelease: finish, preCopy,
+        onFreeze: preCopy ? () => progress.phase('transfer', { frozen: true }) : undefined,
       });
     } catch (err) {
       writeJournal('source', migrationId, { state: 'thawed', pid, reason: (err as Error).message });
@@ -165,7 +170,7 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
         EXIT_IN_DOUBT as never,
       );
     }
-    const result = { migrationId, pid, precopyPages: dump.precopyPages, frozenPages: dump.pages.pages, imageBytes: dump.imageBytes, wireBytes, seconds: elapsed(), frozenSeconds: dump.frozenSeconds };
+    const result = { migrationId, pid, preCopy, precopyPages: dump.precopyPages, frozenPages: dump.pages.pages, imageBytes: dump.imageBytes, wireBytes, seconds: elapsed(), frozenSeconds: dump.frozenSeconds };
     progress.done(result);
     return result;
   } finally {
