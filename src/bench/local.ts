@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BenchError, type BenchContext, type OptionValues, type Suite, type SuiteReport, type TargetResult } from './suite.js';
-import { alive, buildMaxrss, CLI, commOf, markdownTable, programPath, ROOT, runMeasured, runQuiet, waitFor } from './util.js';
+import { alive, benchMemArgs, buildMaxrss, CLI, commOf, markdownTable, programPath, REWRITE_USAGE, ROOT, runMeasured, runQuiet, waitFor } from './util.js';
 
 const DEFAULT_SIZES = [64, 512, 2048];
 const PAGE = 4096;
@@ -76,7 +76,8 @@ async function fillRate(mib: number): Promise<number> {
 
 const lastLine = (s: string): string => s.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '(no output)';
 
-async function runSize(sizeMiB: number, maxrss: string, ctx: BenchContext, preCopy: boolean): Promise<LocalRow> {
+async function runSize(sizeMiB: number, maxrss: string, ctx: BenchContext, opts: OptionValues): Promise<LocalRow> {
+  const preCopy = opts['pre-copy'] === true;
   const { cleanup } = ctx;
   const dir = mkdtempSync(join(ctx.workDir, `size-${sizeMiB}-`));
   const imageDir = join(dir, 'image');
@@ -91,7 +92,7 @@ async function runSize(sizeMiB: number, maxrss: string, ctx: BenchContext, preCo
   // The workload, detached in its own session, output to a regular file.
   mkdirSync(dir, { recursive: true });
   const logFd = openSync(logPath, 'a');
-  const child = spawn(programPath('bench_mem'), [String(sizeMiB)], { stdio: ['ignore', logFd, logFd], detached: true, cwd: dir });
+  const child = spawn(programPath('bench_mem'), benchMemArgs(sizeMiB, opts), { stdio: ['ignore', logFd, logFd], detached: true, cwd: dir });
   closeSync(logFd);
   const pid = child.pid;
   if (pid === undefined) throw new BenchError('could not start bench_mem');
@@ -221,8 +222,11 @@ function targets(rows: LocalRow[]): TargetResult[] {
 export const localSuite: Suite = {
   name: 'local',
   description: 'dump and restore bench_mem on this machine through the CLI, verify every byte',
-  options: { sizes: { type: 'string' }, 'pre-copy': { type: 'boolean' } },
-  usage: [`--sizes A,B,...   memory sizes in MiB (default ${DEFAULT_SIZES.join(',')})`, '--pre-copy        dump with --pre-copy (frozen s is then the pause after the pre-copy)'],
+  options: { sizes: { type: 'string' }, 'pre-copy': { type: 'boolean' }, rewrite: { type: 'string' } },
+  usage: [
+    `--sizes A,B,...   memory sizes in MiB (default ${DEFAULT_SIZES.join(',')})`, '--pre-copy        dump with --pre-copy (frozen s is then the pause after the pre-copy)',
+    REWRITE_USAGE,
+  ],
   async run(opts: OptionValues, ctx: BenchContext): Promise<SuiteReport> {
     const sizes = parseSizes(opts.sizes);
     await ensureBuilt(ctx);
@@ -230,7 +234,7 @@ export const localSuite: Suite = {
     const rows: LocalRow[] = [];
     try {
       for (const s of sizes) {
-        rows.push(await runSize(s, maxrss, ctx, opts['pre-copy'] === true));
+        rows.push(await runSize(s, maxrss, ctx, opts));
         const r = rows[rows.length - 1]!;
         ctx.log(`[${s} MiB] done: dump ${r.dumpWallS.toFixed(3)} s (frozen ${r.frozenS.toFixed(3)} s), restore ${r.restoreWallS.toFixed(3)} s, PASS`);
       }

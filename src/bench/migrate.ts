@@ -11,7 +11,7 @@ import { SshConnection } from '../transport/ssh.js';
 import { parseTarget } from '../transport/target.js';
 import { writeAll } from '../migrate/protocol.js';
 import { BenchError, type BenchContext, type OptionValues, type Suite, type SuiteReport, type TargetResult } from './suite.js';
-import { buildMaxrss, CLI, markdownTable, programPath, ROOT, runMeasured, runQuiet, waitFor } from './util.js';
+import { benchMemArgs, buildMaxrss, CLI, markdownTable, programPath, REWRITE_USAGE, ROOT, runMeasured, runQuiet, waitFor } from './util.js';
 
 const DEFAULT_SIZES = [64, 512, 2048];
 const MiB = 1 << 20;
@@ -70,12 +70,12 @@ function destPidOf(nspid: number): boolean {
   }
 }
 
-async function runSize(sizeMiB: number, maxrss: string, rawMBps: number, ctx: BenchContext, flags: string[] = []): Promise<MigrateRow> {
+async function runSize(sizeMiB: number, maxrss: string, rawMBps: number, ctx: BenchContext, opts: OptionValues, flags: string[]): Promise<MigrateRow> {
   const dir = mkdtempSync(join(ctx.workDir, `mig-${sizeMiB}-`));
   const logPath = join(dir, 'log');
   const readLog = (): string => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : '');
   const logFd = openSync(logPath, 'a');
-  const child = spawn(programPath('bench_mem'), [String(sizeMiB)], { stdio: ['ignore', logFd, logFd], detached: true, cwd: dir });
+  const child = spawn(programPath('bench_mem'), benchMemArgs(sizeMiB, opts), { stdio: ['ignore', logFd, logFd], detached: true, cwd: dir });
   closeSync(logFd);
   const pid = child.pid!;
   ctx.cleanup.process(pid, 'bench_mem');
@@ -140,10 +140,11 @@ function targets(rows: MigrateRow[]): TargetResult[] {
 export const migrateSuite: Suite = {
   name: 'migrate',
   description: 'migrate bench_mem to the local test host crm-b over SSH, verify every byte there',
-  options: { sizes: { type: 'string' }, compress: { type: 'string' }, 'pre-copy': { type: 'boolean' }, 'no-pre-copy': { type: 'boolean' } },
+  options: { sizes: { type: 'string' }, compress: { type: 'string' }, 'pre-copy': { type: 'boolean' }, 'no-pre-copy': { type: 'boolean' }, rewrite: { type: 'string' } },
   usage: [
     `--sizes A,B,...   memory sizes in MiB (default ${DEFAULT_SIZES.join(',')})`, '--compress L|none  zstd level for the migration (default: crmigrate\'s)',
     '--pre-copy | --no-pre-copy  migrate with that flag (default: crmigrate\'s, a pre-copy where the kernel can track writes)',
+    REWRITE_USAGE,
   ],
   async run(opts: OptionValues, ctx: BenchContext): Promise<SuiteReport> {
     const sizes = typeof opts.sizes === 'string' ? opts.sizes.split(',').map(Number) : DEFAULT_SIZES;
@@ -159,7 +160,7 @@ export const migrateSuite: Suite = {
       rawMBps = await rawSshMBps(256);
       for (const s of sizes) {
         const compress = typeof opts.compress !== 'string' ? [] : opts.compress === 'none' ? ['--no-compress'] : ['--compress', opts.compress];
-        rows.push(await runSize(s, maxrss, rawMBps, ctx, [...compress, ...(opts['pre-copy'] ? ['--pre-copy'] : []), ...(opts['no-pre-copy'] ? ['--no-pre-copy'] : [])]));
+        rows.push(await runSize(s, maxrss, rawMBps, ctx, opts, [...compress, ...(opts['pre-copy'] ? ['--pre-copy'] : []), ...(opts['no-pre-copy'] ? ['--no-pre-copy'] : [])]));
         const r = rows[rows.length - 1]!;
         ctx.log(`[${s} MiB] done: ${r.totalS.toFixed(2)} s, downtime ${r.downtimeS.toFixed(2)} s, ${(r.ofCeiling * 100).toFixed(0)}% of ceiling, PASS`);
       }
@@ -173,7 +174,7 @@ export const migrateSuite: Suite = {
       notes: [
         'source: this host (root namespace); destination: test host crm-b (own network, PID, mount, UTS and IPC namespaces, real sshd).',
         'total s = the whole migration as crmigrate reports it (connect to exit); downtime s = freeze until the destination runs the process (COMMITTED).',
-        'pre-copied MiB / sent frozen MiB = pages sent while the process ran (--pre-copy) / while it was frozen; bench_mem writes nothing while it waits, so a pre-copy of it is the best case.',
+        'pre-copied MiB / sent frozen MiB = pages sent while the process ran (pre-copy) / while it was frozen; without --rewrite bench_mem writes nothing while it waits, so a pre-copy of it is the best case.',
         'stream s = from the start of the image stream (the pre-copy, if any) until the last byte is sent; image MB/s = image bytes / stream s.',
         'ratio = image bytes / bytes on the wire (zstd level -1, 2 worker threads); ceiling = raw ssh2 MB/s x ratio.',
         'RSS = wait4 ru_maxrss of the crmigrate CLI (source) and of the agent (destination, with crmigrate-restore).',

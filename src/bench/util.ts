@@ -4,7 +4,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BenchError } from './suite.js';
+import { BenchError, type OptionValues } from './suite.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 export const CLI = new URL('../cli/main.js', import.meta.url).pathname;
@@ -160,4 +160,14 @@ export function markdownTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
   return [line(header), `|${widths.map((w) => '-'.repeat(w + 1) + ':').join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/** --rewrite N: bench_mem rewrites N MiB/s of its pages (same bytes) while it waits, so a pre-copy has writes to chase. */
+export const REWRITE_USAGE = '--rewrite N       bench_mem writes N MiB/s of its pages (the same bytes) the whole time';
+
+export function benchMemArgs(sizeMiB: number, opts: OptionValues): string[] {
+  const r = opts.rewrite;
+  if (r === undefined) return [String(sizeMiB)];
+  if (typeof r !== 'string' || !/^\d+$/.test(r) || Number(r) < 1) throw new BenchError(`--rewrite wants MiB per second, e.g. 50 (got "${String(r)}")`);
+  return [String(sizeMiB), '--rewrite', r];
 }
