@@ -176,7 +176,7 @@ export const migrateSuite: Suite = {
         'total s = the whole migration as crmigrate reports it (connect to exit); downtime s = freeze until the destination runs the process (COMMITTED).',
         'pre-copied MiB / sent frozen MiB = pages sent while the process ran (pre-copy) / while it was frozen; without --rewrite bench_mem writes nothing while it waits, so a pre-copy of it is the best case.',
         'stream s = from the start of the image stream (the pre-copy, if any) until the last byte is sent; image MB/s = image bytes / stream s.',
-        'ratio = image bytes / bytes on the wire (zstd level -1, 2 worker threads); ceiling = raw ssh2 MB/s x ratio.',
+        `ratio = image bytes / bytes on the wire (${opts.compress === 'none' ? 'no compression' : `zstd level ${typeof opts.compress === 'string' ? opts.compress : '-1'}, 2 worker threads`}); ceiling = raw ssh2 MB/s x ratio.`,
         'RSS = wait4 ru_maxrss of the crmigrate CLI (source) and of the agent (destination, with crmigrate-restore).',
       ],
     };
