@@ -285,6 +285,20 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, fd);
 }
 
+// punchHole(fd, offset, len): frees that part of a file (memfd) that will
+// never be read (fallocate PUNCH_HOLE, size kept).
+Napi::Value PunchHole(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = ToInt(info[0]);
+  double off = info[1].As<Napi::Number>().DoubleValue(), len = info[2].As<Napi::Number>().DoubleValue();
+  if (off < 0 || len <= 0) {
+    Napi::RangeError::New(env, "punchHole: bad offset or length").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0) ThrowErrno(env, "fallocate(PUNCH_HOLE)", errno);
+  return env.Undefined();
+}
+
 // writeAll(fd, data) -> Promise<void>: writes every byte of data on a worker
 // thread (blocking writes; EINTR and short writes retried).
 class WriteAllWorker : public Napi::AsyncWorker {
@@ -404,6 +418,7 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));
   exports.Set("makePipe", Napi::Function::New(env, MakePipe));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
+  exports.Set("punchHole", Napi::Function::New(env, PunchHole));
   exports.Set("writeAll", Napi::Function::New(env, WriteAll));
   exports.Set("startWriteback", Napi::Function::New(env, StartWriteback));
   exports.Set("mapFile", Napi::Function::New(env, MapFile));

@@ -43,6 +43,8 @@ export interface NativeAddon {
   makePipe(size: number): [number, number];
   /** memfd_create(name, MFD_CLOEXEC): an anonymous memory file. */
   memfdCreate(name: string): number;
+  /** fallocate(PUNCH_HOLE | KEEP_SIZE): frees [offset, offset+len) of a file. */
+  punchHole(fd: number, offset: number, len: number): void;
   /** Writes all of data to fd on a worker thread; rejects with .code (e.g. EPIPE). */
   writeAll(fd: number, data: Uint8Array): Promise<void>;
   /** Our copy of descriptor fd of process pid (pidfd_getfd). */

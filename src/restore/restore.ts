@@ -64,6 +64,18 @@ export function precopiedChunks(use: { start: number; len: number }[], records: 
   return out.sort((a, b) => a.addr - b.addr);
 }
 
+/** The parts of earlier pre-copied records that a new one at [addr, addr+len)
+ * replaces (a page copied again in a later round), with their file offsets. */
+export function supersededParts(records: PrecopiedPages[], addr: number, len: number): PrecopiedPages[] {
+  const out: PrecopiedPages[] = [];
+  for (const r of records) {
+    const start = Math.max(r.addr, addr);
+    const end = Math.min(r.addr + r.len, addr + len);
+    if (start < end) out.push({ addr: start, len: end - start, fileOffset: r.fileOffset + (start - r.addr) });
+  }
+  return out;
+}
+
 /** Every PID and TID the tree takes must be free here. */
 export function checkPidsFree(pids: number[], processes: Set<number>): void {
   const taken = pids.filter(pidInUse);
@@ -128,9 +140,11 @@ async function restoreTree(sections: AsyncGenerator<Section, unknown>, opts: Res
       pid = v.pid;
       if (!precopies.has(pid)) precopies.set(pid, []);
     } else {
+      const earlier = precopies.get(pid)!;
+      if (staging) for (const old of supersededParts(earlier, v.addr, v.data.length)) staging.release(old.fileOffset, old.len);
       const fileOffset = staging ? await staging.add(v.data) : v.fileOffset;
       if (fileOffset === undefined) throw new ImageError('image: pre-copied pages with no place in the image file');
-      precopies.get(pid)!.push({ addr: v.addr, len: v.data.length, fileOffset });
+      earlier.push({ addr: v.addr, len: v.data.length, fileOffset });
     }
   }
   if (first.done || first.value.kind !== 'tree') throw new ImageError('image has no process tree');

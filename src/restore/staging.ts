@@ -2,7 +2,8 @@
 // They come long before the task they belong to, and a stream cannot be
 // read again, so they are kept in an anonymous memory file until the
 // restorer places them: it maps the file (--staged-fd) and frees each page
-// once placed, so the pages are held once, never twice. Nothing goes to disk.
+// once placed, so the pages are held once, never twice; a page sent again in
+// a later round frees its older copy at once. Nothing goes to disk.
 import { native } from '../native/addon.js';
 
 export class PageStaging {
@@ -28,6 +29,11 @@ export class PageStaging {
     await native.writeAll(this.file, data);
     this.size += data.length;
     return at;
+  }
+
+  /** Frees staged bytes that will never be used (a page sent again later). */
+  release(at: number, len: number): void {
+    if (this.file >= 0 && len > 0) native.punchHole(this.file, at, len);
   }
 
   /** Our descriptor only: the restorer keeps its own mapping. */

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { native } from '../../dist/native/addon.js';
@@ -230,6 +230,14 @@ test('PageStaging: pre-copied pages of a stream kept in a memfd, each copy at th
   const staged = readFileSync(`/proc/self/fd/${st.fd}`);
   assert.ok(staged.subarray(0, 3 * PAGE).equals(a));
   assert.ok(staged.subarray(3 * PAGE).equals(b));
+  // a copy that will never be used is freed: it reads as zeros and holds no memory
+  const blocks = () => statSync(`/proc/self/fd/${st.fd}`).blocks;
+  const before = blocks();
+  st.release(PAGE, 2 * PAGE);
+  assert.equal(blocks(), before - (2 * PAGE) / 512);
+  const after = readFileSync(`/proc/self/fd/${st.fd}`);
+  assert.ok(after.subarray(PAGE, 3 * PAGE).equals(Buffer.alloc(2 * PAGE)));
+  assert.ok(after.subarray(0, PAGE).equals(a.subarray(0, PAGE)) && after.subarray(3 * PAGE).equals(b));
   const fd = st.fd;
   st.close();
   st.close(); // once only

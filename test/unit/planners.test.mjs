@@ -322,3 +322,21 @@ test('precopiedChunks: the used parts of the pre-copied records, with their file
     { addr: 0x13000, len: 0x1000, fileOffset: 99000 },
   ]);
 });
+
+test('supersededParts: what a later pre-copy record replaces in earlier ones (freed from the staging memfd)', async () => {
+  const { supersededParts, precopiedChunks } = await import('../../dist/restore/restore.js');
+  const earlier = [{ addr: 0x10000, len: 0x4000, fileOffset: 0 }, { addr: 0x20000, len: 0x2000, fileOffset: 0x4000 }];
+  assert.deepEqual(supersededParts([], 0x10000, 0x1000), []);
+  assert.deepEqual(supersededParts(earlier, 0x30000, 0x1000), [], 'no overlap');
+  assert.deepEqual(supersededParts(earlier, 0x13000, 0x1000), [{ addr: 0x13000, len: 0x1000, fileOffset: 0x3000 }]);
+  // across both earlier records and the gap between them
+  assert.deepEqual(supersededParts(earlier, 0x12000, 0xf000), [
+    { addr: 0x12000, len: 0x2000, fileOffset: 0x2000 },
+    { addr: 0x20000, len: 0x1000, fileOffset: 0x4000 },
+  ]);
+  // never a part the latest-wins choice still uses
+  const later = { addr: 0x11000, len: 0x2000, fileOffset: 0x6000 };
+  const used = precopiedChunks([{ start: 0x10000, len: 0x4000 }], [...earlier, later]);
+  for (const part of supersededParts(earlier, later.addr, later.len))
+    for (const u of used) assert.ok(u.fileOffset + u.len <= part.fileOffset || part.fileOffset + part.len <= u.fileOffset, 'a freed part is used');
+});
