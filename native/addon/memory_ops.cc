@@ -3,6 +3,7 @@
 // data run on libuv worker threads: /proc/PID/mem does not need the tracer
 // thread, and unlike process_vm_readv it does not un-share copy-on-write pages.
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -300,7 +301,8 @@ Napi::Value PunchHole(const Napi::CallbackInfo &info) {
 }
 
 // writeAll(fd, data) -> Promise<void>: writes every byte of data on a worker
-// thread (blocking writes; EINTR and short writes retried).
+// thread (blocking writes; EINTR and short writes retried, and a descriptor
+// left non-blocking by whoever made it is waited on with poll).
 class WriteAllWorker : public Napi::AsyncWorker {
  public:
   WriteAllWorker(Napi::Env env, int fd, Napi::Uint8Array data)
@@ -314,6 +316,10 @@ class WriteAllWorker : public Napi::AsyncWorker {
     while (done < len_) {
       ssize_t w = write(fd_, data_ + done, len_ - done);
       if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && errno == EAGAIN) {
+        struct pollfd p = {fd_, POLLOUT, 0};
+        if (poll(&p, 1, -1) >= 0 || errno == EINTR) continue;
+      }
       if (w <= 0) {
         err_ = w < 0 ? errno : EIO;
         SetError("x");

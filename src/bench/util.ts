@@ -106,15 +106,16 @@ export interface Measured {
  * Runs `cmd args` under the maxrss helper and resolves when it is done
  * (never rejects for a failing command: look at `code`).
  */
-export function runMeasured(maxrssBin: string, cmd: string, args: string[], cleanup: Cleanup, timeoutMs: number): Promise<Measured> {
+/** stdoutFd: a descriptor for the command's standard output instead of a pipe read here. */
+export function runMeasured(maxrssBin: string, cmd: string, args: string[], cleanup: Cleanup, timeoutMs: number, stdoutFd?: number): Promise<Measured> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(maxrssBin, [cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(maxrssBin, [cmd, ...args], { stdio: ['ignore', stdoutFd ?? 'pipe', 'pipe', 'pipe'] });
     cleanup.child(child);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const rep: Buffer[] = [];
-    child.stdout!.on('data', (b: Buffer) => out.push(b));
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
     child.stderr!.on('data', (b: Buffer) => err.push(b));
     (child.stdio[3] as NodeJS.ReadableStream).on('data', (b: Buffer) => rep.push(b));
     const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);

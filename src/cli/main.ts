@@ -96,17 +96,24 @@ sshOptions(
   process.stderr.write(msg + '\n');
 });
 
+/** Exactly one of two options that say where the image is. */
+function oneOf(a: string | boolean | undefined, b: boolean | undefined, names: string): void {
+  if (!a === !b) throw new CrmError(`give exactly one of ${names}`, ExitCode.USAGE);
+}
+
 program
   .command('dump')
-  .description('checkpoint a running process into a directory, then kill it (or let it go on)')
+  .description('checkpoint a running process into a directory (or a stream), then kill it (or let it go on)')
   .argument('<pid>', 'process to checkpoint', parsePid)
-  .requiredOption('-D, --dir <dir>', 'directory for the image (created with mode 0700)')
+  .option('-D, --dir <dir>', 'directory for the image (created with mode 0700)')
+  .option('--stdout', 'write the image stream to standard output (a pipe or a file) instead; with a pipe, only the reader knows whether it was kept: add --leave-running to be safe')
   .option('--leave-running', 'let the process continue after the checkpoint instead of killing it')
   .option('--pre-copy', 'copy the memory first while the process runs, then freeze it only to copy what it wrote since (a short pause whatever its size)')
-  .action(async (pid: number, o: { dir: string; leaveRunning?: boolean; preCopy?: boolean }) => {
-    const [{ dumpToSink }, { ImageFileSink, prepareImageDir }] = await Promise.all([import('../dump/dump.js'), import('../image/files.js')]);
-    await prepareImageDir(o.dir);
-    const sink = await ImageFileSink.create(o.dir);
+  .action(async (pid: number, o: { dir?: string; stdout?: boolean; leaveRunning?: boolean; preCopy?: boolean }) => {
+    oneOf(o.dir, o.stdout, '--dir and --stdout');
+    const [{ dumpToSink }, { ImageFileSink, prepareImageDir, StdoutSink }] = await Promise.all([import('../dump/dump.js'), import('../image/files.js')]);
+    if (o.dir) await prepareImageDir(o.dir);
+    const sink = o.dir ? await ImageFileSink.create(o.dir) : new StdoutSink();
     try {
       // The image must be durable before the process is killed; a process
       // that goes on needs no such wait, so it is let go first.
@@ -118,29 +125,31 @@ program
       const pre = o.preCopy ? ` while frozen (${r.precopyPages} copied before, ${r.pages.precopiedPages} of them used)` : '';
       process.stderr.write(`dumped process ${pid}${tree}: ${r.pages.pages} pages${inherited}${pre}, ${(r.imageBytes / 1048576).toFixed(1)} MiB image, frozen ${r.frozenSeconds.toFixed(3)} s${readRate}${o.leaveRunning ? '; left running' : ''}\n`);
     } catch (err) {
-      await sink.discard();
+      if (sink instanceof ImageFileSink) await sink.discard();
       throw err;
     }
   });
 
 program
   .command('restore')
-  .description('restore a process from a directory; it keeps its PID and runs detached')
-  .requiredOption('-D, --dir <dir>', 'directory holding the image')
+  .description('restore a process from a directory (or a stream); it keeps its PID and runs detached')
+  .option('-D, --dir <dir>', 'directory holding the image')
+  .option('--stdin', 'read the image stream from standard input instead (pre-copied pages are held in memory until placed)')
   .option('--pidfile <file>', 'write the restored PID to this file')
-  .action(async (o: { dir: string; pidfile?: string }) => {
-    const [{ restoreFromStream }, { openImageSource }] = await Promise.all([import('../restore/restore.js'), import('../image/files.js')]);
-    const r = await restoreFromStream(await openImageSource(o.dir), { pidfile: o.pidfile });
+  .action(async (o: { dir?: string; stdin?: boolean; pidfile?: string }) => {
+    oneOf(o.dir, o.stdin, '--dir and --stdin');
+    const [{ restoreFromStream }, { openImageSource, stdinImageSource }] = await Promise.all([import('../restore/restore.js'), import('../image/files.js')]);
+    const r = await restoreFromStream(o.dir ? await openImageSource(o.dir) : stdinImageSource(), { pidfile: o.pidfile });
     process.stderr.write(`restored process ${r.pid} (${r.pages} pages) in ${r.seconds.toFixed(3)} s\n`);
   });
 
 program
   .command('inspect')
   .description('print an image as readable JSON (and validate it)')
-  .argument('<dir>', 'directory holding the image')
+  .argument('<dir>', 'directory holding the image, or - for an image stream on standard input')
   .action(async (dir: string) => {
-    const [{ inspectImage }, { openImageSource }] = await Promise.all([import('./inspect.js'), import('../image/files.js')]);
-    const json = await inspectImage(await openImageSource(dir));
+    const [{ inspectImage }, { openImageSource, stdinImageSource }] = await Promise.all([import('./inspect.js'), import('../image/files.js')]);
+    const json = await inspectImage(dir === '-' ? stdinImageSource() : await openImageSource(dir));
     process.stdout.write(JSON.stringify(json, null, 2) + '\n');
   });
 

@@ -1,7 +1,10 @@
-// Where an image lives in a --dir, and the byte sink/source over a file.
-import { rmSync } from 'node:fs';
+// Where an image lives: a --dir (the byte sink/source over its file), or a
+// descriptor (--stdout / --stdin: a pipe, a socket or a file).
+import { fdatasync, fstatSync, read, rmSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isatty } from 'node:tty';
+import { promisify } from 'node:util';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { PAGE_SIZE } from './records.js';
 import { native } from '../native/addon.js';
@@ -84,21 +87,25 @@ export class ImageFileSink implements ByteSink {
 const CHUNK_BYTES = 8 << 20;
 const RING = 3;
 
+/** Reads up to len bytes into b at off; 0 at the end. */
+type ReadFn = (b: Buffer, off: number, len: number) => Promise<number>;
+
 /**
- * The image file as chunks read into RING reused buffers, the next chunk
- * read ahead while the current one is used (so memory stays flat however
- * large the image): a chunk is valid until the source is pulled twice more.
+ * The image file (or stream) as chunks read into RING reused buffers, the
+ * next chunk read ahead while the current one is used (so memory stays flat
+ * however large the image): a chunk is valid until the source is pulled
+ * twice more. close: called once the source is done with.
  */
-async function* fileChunks(fh: FileHandle): AsyncGenerator<Buffer> {
+async function* chunksOf(readFn: ReadFn, close: () => Promise<void>): AsyncGenerator<Buffer> {
   const ring: Buffer[] = [];
   const readInto = async (i: number): Promise<Buffer> => {
     ring[i] ??= Buffer.allocUnsafeSlow(CHUNK_BYTES);
     const b = ring[i];
     let n = 0;
     while (n < b.length) {
-      const { bytesRead } = await fh.read(b, n, b.length - n, null);
-      if (!bytesRead) break;
-      n += bytesRead;
+      const got = await readFn(b, n, b.length - n);
+      if (!got) break;
+      n += got;
     }
     return b.subarray(0, n);
   };
@@ -114,7 +121,44 @@ async function* fileChunks(fh: FileHandle): AsyncGenerator<Buffer> {
     }
   } finally {
     await pending.catch(() => undefined);
-    await fh.close();
+    await close();
+  }
+}
+
+const fileChunks = (fh: FileHandle): AsyncGenerator<Buffer> =>
+  chunksOf(async (b, off, len) => (await fh.read(b, off, len, null)).bytesRead, () => fh.close());
+
+const readFd = promisify(read);
+
+/** The image stream on our standard input (crmigrate restore --stdin). */
+export function stdinImageSource(): AsyncIterable<Buffer> {
+  if (isatty(0)) throw new CrmError('refusing to read an image from a terminal (--stdin wants a pipe or a file)', ExitCode.USAGE);
+  return recyclingSource({ [Symbol.asyncIterator]: () => chunksOf(async (b, off, len) => (await readFd(0, b, off, len, null)).bytesRead, async () => undefined) });
+}
+
+/**
+ * The image written to our standard output (crmigrate dump --stdout): a
+ * pipe, a socket or a file. commit() makes a file durable; of a pipe or a
+ * socket we only know that the reader took every byte.
+ */
+export class StdoutSink implements ByteSink {
+  private readonly fd = 1;
+
+  constructor() {
+    if (isatty(this.fd)) throw new CrmError('refusing to write an image to a terminal (redirect --stdout to a pipe or a file)', ExitCode.USAGE);
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    try {
+      await native.writeAll(this.fd, chunk);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      throw new CrmError(code === 'EPIPE' ? 'the reader of standard output went away before the image was complete' : `writing the image to standard output: ${(err as Error).message}`);
+    }
+  }
+
+  async commit(): Promise<void> {
+    if (fstatSync(this.fd).isFile()) await promisify(fdatasync)(this.fd);
   }
 }
 

@@ -1,8 +1,11 @@
 // Every test program, checkpointed, killed, restored and verified with the
-// real CLI; and each one run without checkpoint as a control.
+// real CLI; and each one run without checkpoint as a control. Images in a
+// --dir and as streams (--stdout / --stdin).
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { test } from 'node:test';
-import { alive, assertPassed, crmigrate, TestProcess } from './harness.mjs';
+import { alive, assertPassed, CLI, crmigrate, TestProcess } from './harness.mjs';
 
 const programs = ['t_regs', 't_memory', 't_signals', 't_files', 't_syscall', 't_threads', 't_tree', 't_creds', 't_sysv', 't_cow', 't_precopy'];
 
@@ -91,5 +94,70 @@ test('t_signals: --leave-running checkpoint lets the process go on untouched', a
     assertPassed(assert, await p.verdict(), 't_signals');
   } finally {
     p.cleanup();
+  }
+});
+
+/** Runs the CLI with a file as standard input or output (the image as a stream). */
+function crmigrateWithFile(args, file, which) {
+  return new Promise((resolve) => {
+    const fd = which === 'stdout' ? openSync(file, 'w', 0o600) : openSync(file, 'r');
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: which === 'stdout' ? ['ignore', fd, 'pipe'] : [fd, 'pipe', 'pipe'] });
+    closeSync(fd);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+// The image as a stream (dump --stdout, restore --stdin, inspect -), plain and
+// pre-copied (its pages then wait in memory for their task)
+for (const [name, extra] of [['t_memory', []], ['t_tree', []], ['t_precopy', ['--pre-copy']]]) {
+  test(`${name}: dump --stdout ${extra.join(' ')} into a file, kill, restore --stdin keeps every detail`, async () => {
+    const p = new TestProcess(name);
+    try {
+      await p.ready();
+      const image = `${p.dir}/stream.crm`;
+      const d = await crmigrateWithFile(['dump', String(p.pid), '--stdout', ...extra], image, 'stdout');
+      assert.equal(d.code, 0, `dump failed: ${d.stderr}`);
+      await p.gone();
+      const i = await crmigrateWithFile(['inspect', '-'], image, 'stdin');
+      assert.equal(i.code, 0, `inspect - failed: ${i.stderr}`);
+      assert.equal(JSON.parse(i.stdout).tasks[0].pid, p.pid);
+      const r = await crmigrateWithFile(['restore', '--stdin', '--pidfile', `${p.dir}/pidfile`], image, 'stdin');
+      assert.equal(r.code, 0, `restore failed: ${r.stderr}`);
+      assert.ok(alive(p.pid), 'restored process is not running');
+      assertPassed(assert, await p.verdict(), name);
+    } finally {
+      p.cleanup();
+    }
+  });
+}
+
+test('dump --stdout into a pipe whose reader goes away: a clear error, the process runs on untouched', async () => {
+  const p = new TestProcess('t_signals');
+  try {
+    await p.ready();
+    // the reader takes 4 KiB and leaves
+    const d = await new Promise((resolve) => {
+      const sh = spawn('sh', ['-c', `"$0" "$1" dump ${p.pid} --stdout | head -c 4096 >/dev/null`, process.execPath, CLI], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      sh.stderr.on('data', (x) => { stderr += x; });
+      sh.on('close', (code) => resolve({ code, stderr }));
+    });
+    assert.match(d.stderr, /^crmigrate: the reader of standard output went away before the image was complete$/m);
+    assert.ok(alive(p.pid), 'the process was lost');
+    assertPassed(assert, await p.verdict(), 't_signals');
+  } finally {
+    p.cleanup();
+  }
+});
+
+test('dump and restore want exactly one place for the image', async () => {
+  for (const args of [['dump', String(process.pid)], ['dump', String(process.pid), '--dir', '/tmp/x', '--stdout'], ['restore'], ['restore', '--dir', '/tmp/x', '--stdin']]) {
+    const r = await crmigrate(args);
+    assert.equal(r.code, 64, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^crmigrate: give exactly one of --dir and --std(out|in)\n$/);
   }
 });
