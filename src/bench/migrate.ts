@@ -6,12 +6,13 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { SshConnection } from '../transport/ssh.js';
 import { parseTarget } from '../transport/target.js';
 import { writeAll } from '../migrate/protocol.js';
 import { BenchError, type BenchContext, type OptionValues, type Suite, type SuiteReport, type TargetResult } from './suite.js';
-import { benchMemArgs, buildMaxrss, CLI, markdownTable, programPath, REWRITE_USAGE, ROOT, runMeasured, runQuiet, waitFor } from './util.js';
+import { benchMemArgs, buildMaxrss, machineBusySeconds, CLI, markdownTable, programPath, REWRITE_USAGE, ROOT, runMeasured, runQuiet, waitFor } from './util.js';
 
 const DEFAULT_SIZES = [64, 512, 2048];
 const MiB = 1 << 20;
@@ -29,6 +30,8 @@ interface MigrateRow {
   /** Pages sent while the process ran (--pre-copy) and while it was frozen. */
   precopyMiB: number;
   frozenMiB: number;
+  /** Cores of this machine busy during the migration (both ends, sshd, everything). */
+  busyCores: number;
   streamS: number;
   imageMiB: number;
   wireMiB: number;
@@ -44,17 +47,20 @@ const testhosts = (...args: string[]): string => execFileSync('bash', [join(ROOT
 const inDest = (cmd: string): string => testhosts('exec', DEST, 'sh', '-c', cmd);
 
 /** Raw ssh2 throughput: incompressible bytes into `cat >/dev/null` on the destination. */
-async function rawSshMBps(mib: number): Promise<number> {
+/** The raw channel rate, and how many of the machine's cores were busy meanwhile. */
+async function rawSshMBps(mib: number): Promise<{ mbps: number; busyCores: number }> {
   const conn = await SshConnection.connect(parseTarget(DEST, { configFile: CONFIG }));
   try {
     const ch = await conn.exec('cat >/dev/null');
     ch.resume(); // the channel closes only once its (empty) output is read
     const chunk = randomFillSync(Buffer.alloc(MiB));
     const t0 = process.hrtime.bigint();
+    const busy0 = machineBusySeconds();
     for (let i = 0; i < mib; i++) await writeAll(ch, chunk);
     ch.end();
     await new Promise<void>((resolve) => ch.on('close', () => resolve()));
-    return (mib * MiB) / 1e6 / (Number(process.hrtime.bigint() - t0) / 1e9);
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    return { mbps: (mib * MiB) / 1e6 / secs, busyCores: (machineBusySeconds() - busy0) / secs };
   } finally {
     conn.close();
   }
@@ -85,7 +91,9 @@ async function runSize(sizeMiB: number, maxrss: string, rawMBps: number, ctx: Be
   const agentRss = join(dir, 'agent-rss');
   const remote = `sh -c 'exec 3>${agentRss}; exec ${maxrss} ${process.execPath} ${CLI} "$@"' sh`;
   ctx.log(`[${sizeMiB} MiB] migrate PID ${pid} to ${DEST}`);
+  const busy0 = machineBusySeconds();
   const m = await runMeasured(maxrss, process.execPath, [CLI, String(pid), DEST, '-F', CONFIG, '--remote-crmigrate', remote, '--json', ...flags], ctx.cleanup, 120000 + sizeMiB * 200);
+  const busyCores = (machineBusySeconds() - busy0) / m.wallSeconds;
   if (m.code !== 0) throw new BenchError(`migration of ${sizeMiB} MiB failed (exit ${m.code}): ${m.stderr.trim().split('\n').pop()}`);
   const events = m.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const at = (phase: string): number => Number(events.find((e) => e.event === 'phase' && e.phase === phase)?.t ?? NaN);
@@ -109,17 +117,17 @@ async function runSize(sizeMiB: number, maxrss: string, rawMBps: number, ctx: Be
   const ceilingMBps = rawMBps * ratio;
   return {
     sizeMiB, totalS: result.seconds, downtimeS: result.frozenSeconds, precopyMiB: (result.precopyPages * PAGE) / MiB, frozenMiB: (result.frozenPages * PAGE) / MiB, streamS, imageMiB: result.imageBytes / MiB, wireMiB: result.wireBytes / MiB,
-    imageMBps, ratio, ceilingMBps, ofCeiling: imageMBps / ceilingMBps, sourceRssMiB: m.maxRssKiB / 1024, agentRssMiB: agentKiB / 1024,
+    imageMBps, ratio, ceilingMBps, busyCores, ofCeiling: imageMBps / ceilingMBps, sourceRssMiB: m.maxRssKiB / 1024, agentRssMiB: agentKiB / 1024,
   };
 }
 
-function render(rows: MigrateRow[], rawMBps: number): string {
+function render(rows: MigrateRow[], raw: { mbps: number; busyCores: number }): string {
   const f = (n: number, d: number): string => n.toFixed(d);
   return markdownTable(
-    ['size MiB', 'total s', 'downtime s', 'pre-copied MiB', 'sent frozen MiB', 'stream s', 'image MiB', 'wire MiB', 'ratio', 'image MB/s', 'ceiling MB/s', 'of ceiling', 'RSS source MiB', 'RSS agent MiB'],
+    ['size MiB', 'total s', 'downtime s', 'pre-copied MiB', 'sent frozen MiB', 'stream s', 'image MiB', 'wire MiB', 'ratio', 'image MB/s', 'ceiling MB/s', 'of ceiling', 'cores busy', 'RSS source MiB', 'RSS agent MiB'],
     rows.map((r) => [String(r.sizeMiB), f(r.totalS, 2), f(r.downtimeS, 2), f(r.precopyMiB, 1), f(r.frozenMiB, 1), f(r.streamS, 2), f(r.imageMiB, 1), f(r.wireMiB, 1), f(r.ratio, 2), f(r.imageMBps, 0),
-      f(r.ceilingMBps, 0), `${f(r.ofCeiling * 100, 0)}%`, f(r.sourceRssMiB, 1), f(r.agentRssMiB, 1)]),
-  ) + `\n\nraw ssh2 channel into cat >/dev/null: ${rawMBps.toFixed(0)} MB/s`;
+      f(r.ceilingMBps, 0), `${f(r.ofCeiling * 100, 0)}%`, f(r.busyCores, 2), f(r.sourceRssMiB, 1), f(r.agentRssMiB, 1)]),
+  ) + `\n\nraw ssh2 channel into cat >/dev/null: ${raw.mbps.toFixed(0)} MB/s, ${raw.busyCores.toFixed(2)} of ${cpus().length} cores busy`;
 }
 
 function targets(rows: MigrateRow[]): TargetResult[] {
@@ -154,13 +162,13 @@ export const migrateSuite: Suite = {
     ctx.log('bringing up test hosts crm-a crm-b');
     testhosts('up', 'crm-a', DEST);
     const rows: MigrateRow[] = [];
-    let rawMBps = 0;
+    let raw = { mbps: 0, busyCores: 0 };
     try {
       ctx.log('measuring the raw ssh2 channel rate (256 MiB into cat >/dev/null)');
-      rawMBps = await rawSshMBps(256);
+      raw = await rawSshMBps(256);
       for (const s of sizes) {
         const compress = typeof opts.compress !== 'string' ? [] : opts.compress === 'none' ? ['--no-compress'] : ['--compress', opts.compress];
-        rows.push(await runSize(s, maxrss, rawMBps, ctx, opts, [...compress, ...(opts['pre-copy'] ? ['--pre-copy'] : []), ...(opts['no-pre-copy'] ? ['--no-pre-copy'] : [])]));
+        rows.push(await runSize(s, maxrss, raw.mbps, ctx, opts, [...compress, ...(opts['pre-copy'] ? ['--pre-copy'] : []), ...(opts['no-pre-copy'] ? ['--no-pre-copy'] : [])]));
         const r = rows[rows.length - 1]!;
         ctx.log(`[${s} MiB] done: ${r.totalS.toFixed(2)} s, downtime ${r.downtimeS.toFixed(2)} s, ${(r.ofCeiling * 100).toFixed(0)}% of ceiling, PASS`);
       }
@@ -169,7 +177,7 @@ export const migrateSuite: Suite = {
     }
     return {
       rows: rows as unknown as Record<string, unknown>[],
-      table: render(rows, rawMBps),
+      table: render(rows, raw),
       targets: targets(rows),
       notes: [
         'source: this host (root namespace); destination: test host crm-b (own network, PID, mount, UTS and IPC namespaces, real sshd).',

@@ -172,3 +172,10 @@ export function benchMemArgs(sizeMiB: number, opts: OptionValues): string[] {
   if (typeof r !== 'string' || !/^\d+$/.test(r) || Number(r) < 1) throw new BenchError(`--rewrite wants MiB per second, e.g. 50 (got "${String(r)}")`);
   return [String(sizeMiB), '--rewrite', r];
 }
+
+/** Busy CPU time of the whole machine so far (/proc/stat: all but idle and iowait), in seconds. */
+export function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return (total - (f[3] ?? 0) - (f[4] ?? 0)) / 100; // USER_HZ
+}
