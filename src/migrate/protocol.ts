@@ -76,21 +76,36 @@ export async function writeAll(w: Writable, b: Buffer): Promise<void> {
   }
 }
 
-/** Writes b and resolves once the stream has taken it (its write callback):
- * then b may be reused. */
-export async function writeTaken(w: Writable, b: Buffer): Promise<void> {
-  if (w.destroyed || w.writableEnded) throw new CrmError('the connection to the other side is closed');
-  // a stream that closes may never call back a write it holds
-  const done = new AbortController();
-  try {
-    await Promise.race([
-      new Promise<void>((resolve, reject) => {
-        w.write(b, (err) => (err ? reject(new CrmError(`the connection to the other side failed: ${err.message}`)) : resolve()));
-      }),
-      once(w, 'close', { signal: done.signal }).then(() => { throw new CrmError('the connection to the other side closed'); }),
-    ]);
-  } finally {
-    done.abort();
+/**
+ * Writes to a stream whose write callbacks may never come once it closes:
+ * each write resolves once the stream has taken its bytes (then the buffer
+ * may be reused), and every write still pending rejects when the stream
+ * closes. One 'close' listener serves all writes: an AbortController and a
+ * listener per write cost more than the write itself at migration rates.
+ */
+export class TakenWriter {
+  private readonly pending = new Set<(err: Error) => void>();
+  private closed = false;
+
+  constructor(private readonly w: Writable) {
+    w.once('close', () => {
+      this.closed = true;
+      const err = new CrmError('the connection to the other side closed');
+      for (const reject of this.pending) reject(err);
+      this.pending.clear();
+    });
+  }
+
+  write(b: Buffer): Promise<void> {
+    if (this.closed || this.w.destroyed || this.w.writableEnded) return Promise.reject(new CrmError('the connection to the other side is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.pending.add(reject);
+      this.w.write(b, (err) => {
+        this.pending.delete(reject);
+        if (err) reject(new CrmError(`the connection to the other side failed: ${err.message}`));
+        else resolve();
+      });
+    });
   }
 }
 

@@ -17,7 +17,7 @@ import { CrmError, ExitCode } from '../util/errors.js';
 import { compareHellos, localHello, preCopyUnavailable, preflightRequest, processRef } from './compat.js';
 import { writeJournal } from './journal.js';
 import { ImageCompressor } from './zstd-stream.js';
-import { controlFrame, frame, FRAME_HEADER, FrameKind, Inbox, readFrames, writeAll, writeTaken, type Message } from './protocol.js';
+import { controlFrame, frame, FRAME_HEADER, FrameKind, Inbox, readFrames, TakenWriter, writeAll, type Message } from './protocol.js';
 import type { Progress } from './progress.js';
 
 export interface MigrateOptions extends TargetOptions {
@@ -100,6 +100,7 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
     // and: a channel that never takes the bytes past this point, with nothing
     // left for the event loop to wait for (node then exits on its own)
     const stallAt = Number(process.env.CRMIGRATE_FAULT_STALL_AT ?? -1);
+    const taken = new TakenWriter(ch);
     /** Sends one whole DATA frame; resolves once the channel has taken it. */
     const toWire = async (f: Buffer): Promise<void> => {
       const payload = f.length - FRAME_HEADER;
@@ -112,7 +113,7 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
         await new Promise(() => undefined);
       }
       wireBytes += payload;
-      await writeTaken(ch, f);
+      await taken.write(f);
       progress.bytes(payload);
     };
     const comp = opts.compressLevel === null ? null : new ImageCompressor({ level: opts.compressLevel, workers: 2 }, toWire);
