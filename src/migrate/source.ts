@@ -113,7 +113,8 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
         await new Promise(() => undefined);
       }
       wireBytes += payload;
-      await taken.write(f);
+      // its ssh2 packets leave together
+      await conn.batched(() => taken.write(f));
       progress.bytes(payload);
     };
     const comp = opts.compressLevel === null ? null : new ImageCompressor({ level: opts.compressLevel, workers: 2 }, toWire);

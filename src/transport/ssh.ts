@@ -3,6 +3,7 @@
 // user accepts a new one), keys from ssh-agent, -i, ~/.ssh/config and the
 // default ~/.ssh/id_* files; aes128-gcm preferred.
 import { existsSync, readFileSync } from 'node:fs';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { Client, type ClientChannel } from 'ssh2';
 import { CrmError, ExitCode } from '../util/errors.js';
 import { addHostKey, checkHostKey, keyType, knownKeyTypes } from './known-hosts.js';
@@ -17,7 +18,21 @@ const CIPHERS = ['aes128-gcm@openssh.com', 'aes128-gcm', 'aes256-gcm@openssh.com
 const HOST_KEY_TYPES = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
 
 export class SshConnection {
-  private constructor(readonly client: Client, readonly target: SshTarget) {}
+  private constructor(readonly client: Client, readonly target: SshTarget, private readonly sock: Socket) {}
+
+  /**
+   * Runs fn (which writes to channels) with the TCP socket corked: ssh2
+   * writes one packet of at most 32 KiB (OpenSSH's limit) at a time, and
+   * the packets of one large channel write then leave in one system call.
+   */
+  batched<T>(fn: () => T): T {
+    this.sock.cork();
+    try {
+      return fn();
+    } finally {
+      this.sock.uncork();
+    }
+  }
 
   static connect(target: SshTarget, opts: ConnectOptions = {}): Promise<SshConnection> {
     const where = `${target.user}@${target.host}:${target.port}`;
@@ -31,6 +46,9 @@ export class SshConnection {
     if (!methods.length) {
       return Promise.reject(new CrmError(`no SSH key to log in to ${where}: no ssh-agent, no -i key and no ~/.ssh/id_* file`, ExitCode.USAGE));
     }
+    // our own socket, to batch writes (batched); ssh2 connects through it
+    const sock = tcpConnect({ host: target.host, port: target.port });
+    sock.setNoDelay(true); // ssh2 writes one small packet at a time: Nagle held them back (raw channel 262 -> 361 MB/s here)
     let hostKeyProblem: string | null = null;
     const known = knownKeyTypes(target.knownHostsFiles, target.host, target.port);
     const hostKeyOrder = [...known.filter((t) => HOST_KEY_TYPES.includes(t)), ...HOST_KEY_TYPES.filter((t) => !known.includes(t))];
@@ -40,11 +58,12 @@ export class SshConnection {
         if (settled) return;
         settled = true;
         client.end();
+        sock.destroy();
         reject(err);
       };
       client.on('ready', () => {
         settled = true;
-        resolve(new SshConnection(client, target));
+        resolve(new SshConnection(client, target, sock));
       });
       client.on('error', (err: Error & { level?: string }) => {
         if (hostKeyProblem) fail(new CrmError(hostKeyProblem, ExitCode.FAILURE));
@@ -55,6 +74,7 @@ export class SshConnection {
       });
       client.on('close', () => fail(new CrmError(`SSH connection to ${where} closed during setup`, ExitCode.FAILURE)));
       client.connect({
+        sock,
         host: target.host,
         port: target.port,
         username: target.user,
