@@ -87,6 +87,9 @@ static struct boot_layout layout_boot(const struct plan *p, uint64_t scratch_len
   return l;
 }
 
+/* This task's layout, made by load_memory (each task loads once, in its own process). */
+static struct boot_layout g_boot;
+
 static int cmp_keep(const void *a, const void *b) {
   const uint64_t *x = a, *y = b;
   return x[0] < y[0] ? -1 : x[0] > y[0];
@@ -163,8 +166,8 @@ static void load_memory(uint32_t idx) {
   if (t->pid != k->pid || p->hdr->thread_count + 1 != k->nthreads)
     die("restore plan for task %d does not match the tree (task %d with %u threads)", t->pid, k->pid, k->nthreads);
   if (max_target_fd(p) > tr->hdr->max_fd) die("restore plan of task %d has descriptors above the tree's range", t->pid);
-  struct boot_layout bl = layout_boot(p, own_special_len());
-  premap_memory(p, tr, bl.len, &m->pm, parent);
+  g_boot = layout_boot(p, own_special_len());
+  premap_memory(p, tr, g_boot.len, &m->pm, parent);
   fill_pages(p, &m->pm, g_in_fd);
   g_ctl->region[idx].start = m->pm.region_start;
   g_ctl->region[idx].len = m->pm.region_len;
@@ -211,7 +214,7 @@ static __attribute__((noreturn)) void become_task(struct tree *tr) {
   int exe_hi = exe_fd >= 0 ? fcntl(exe_fd, F_DUPFD_CLOEXEC, base) : -1;
   if (exe_fd >= 0) close(exe_fd);
 
-  struct boot_layout bl = layout_boot(p, own_special_len()); /* the one load_memory made room for */
+  const struct boot_layout bl = g_boot;
   const struct premap pm = *pmp;
   uint8_t *boot = (uint8_t *)pm.boot_start;
   memcpy(boot + bl.code, restorer_blob_start, (size_t)(restorer_blob_end - restorer_blob_start));
