@@ -19,8 +19,8 @@ import { planFds } from '../resources/files.js';
 import { CrmError, ExitCode, ImageError } from '../util/errors.js';
 import { pidInUse } from '../util/procfs.js';
 import { mappedImageOf, withTransientPages } from '../image/stream.js';
-import { intersectRanges, subtractRanges } from '../util/ranges.js';
 import { RestorerInput } from './feed.js';
+import { PrecopyIndex } from './precopy-index.js';
 import { PageStaging } from './staging.js';
 import { readSections, type ImageMeta, type Section } from './image-model.js';
 import { chunkHeader, CHUNK_END, CHUNK_PAGES, encodePlan, encodeTree, fileChunk } from './plan-codec.js';
@@ -36,44 +36,6 @@ export function buildPlan(meta: ImageMeta): Plan {
   planVmas(meta.vmas, meta.inherited, plan);
   planFds(meta.fds, plan);
   return plan;
-}
-
-/** A PAGES record of a pre-copy: its address range and where its data lies
- * in the image file (or in the staging file, for a stream). */
-export interface PrecopiedPages {
-  addr: number;
-  len: number;
-  fileOffset: number;
-}
-
-/** The parts of the pre-copied records (in image order: a later copy of a
- * page replaces an earlier one) that the task uses (sorted ranges), as file
- * chunks that never overlap. */
-export function precopiedChunks(use: { start: number; len: number }[], records: PrecopiedPages[]): PrecopiedPages[] {
-  const out: PrecopiedPages[] = [];
-  let wanted: number[] = [];
-  for (const r of use) wanted.push(r.start, r.len);
-  // newest first: each record gives what is still wanted of it
-  for (let i = records.length - 1; i >= 0 && wanted.length; i--) {
-    const p = records[i];
-    const got = intersectRanges(wanted, [p.addr, p.len]);
-    if (!got.length) continue;
-    for (let k = 0; k < got.length; k += 2) out.push({ addr: got[k], len: got[k + 1], fileOffset: p.fileOffset + (got[k] - p.addr) });
-    wanted = subtractRanges(wanted, got);
-  }
-  return out.sort((a, b) => a.addr - b.addr);
-}
-
-/** The parts of earlier pre-copied records that a new one at [addr, addr+len)
- * replaces (a page copied again in a later round), with their file offsets. */
-export function supersededParts(records: PrecopiedPages[], addr: number, len: number): PrecopiedPages[] {
-  const out: PrecopiedPages[] = [];
-  for (const r of records) {
-    const start = Math.max(r.addr, addr);
-    const end = Math.min(r.addr + r.len, addr + len);
-    if (start < end) out.push({ addr: start, len: end - start, fileOffset: r.fileOffset + (start - r.addr) });
-  }
-  return out;
 }
 
 /** Every PID and TID the tree takes must be free here. */
@@ -132,19 +94,19 @@ async function restoreSections(sections: AsyncGenerator<Section, unknown>, opts:
 async function restoreTree(sections: AsyncGenerator<Section, unknown>, opts: RestoreOptions, t0: bigint, imageFd: number | undefined, staging: PageStaging | undefined): Promise<RestoreResult> {
   // pre-copied pages come first: only where they lie in the file is kept
   // (a stream's are staged in memory until their task is restored)
-  const precopies = new Map<number, PrecopiedPages[]>();
+  const precopies = new Map<number, PrecopyIndex>();
   let first = await sections.next();
   for (let pid = 0; !first.done && (first.value.kind === 'precopy' || first.value.kind === 'pages'); first = await sections.next()) {
     const v = first.value;
     if (v.kind === 'precopy') {
       pid = v.pid;
-      if (!precopies.has(pid)) precopies.set(pid, []);
+      if (!precopies.has(pid)) precopies.set(pid, new PrecopyIndex());
     } else {
-      const earlier = precopies.get(pid)!;
-      if (staging) for (const old of supersededParts(earlier, v.addr, v.data.length)) staging.release(old.fileOffset, old.len);
       const fileOffset = staging ? await staging.add(v.data) : v.fileOffset;
       if (fileOffset === undefined) throw new ImageError('image: pre-copied pages with no place in the image file');
-      earlier.push({ addr: v.addr, len: v.data.length, fileOffset });
+      // a page copied again replaces its earlier copy (a staged one is freed)
+      const replaced = precopies.get(pid)!.add(v.addr, v.data.length, fileOffset);
+      if (staging) for (const old of replaced) staging.release(old.fileOffset, old.len);
     }
   }
   if (first.done || first.value.kind !== 'tree') throw new ImageError('image has no process tree');
@@ -219,7 +181,7 @@ async function restoreTree(sections: AsyncGenerator<Section, unknown>, opts: Res
         checkTaskFiles(v.meta);
         await write(encodePlan(buildPlan(v.meta)));
         // the pages taken from the pre-copy, then (below) the task's own
-        const chunks = precopiedChunks(v.meta.precopied, precopies.get(v.meta.task.pid) ?? []);
+        const chunks = precopies.get(v.meta.task.pid)?.chunks(v.meta.precopied) ?? [];
         const named = v.meta.precopied.reduce((n, r) => n + r.len, 0);
         if (chunks.reduce((n, c) => n + c.len, 0) !== named) throw new ImageError(`image: task ${v.meta.task.pid} takes pre-copied pages its pre-copy does not have`);
         for (const c of chunks) {

@@ -302,20 +302,27 @@ test('subtractRanges / intersectRanges / unionRanges on sorted [addr, len] pairs
   }
 });
 
-test('precopiedChunks: the used parts of the pre-copied records, with their file offsets', async () => {
-  const { precopiedChunks } = await import('../../dist/restore/restore.js');
+const indexOf = async (records) => {
+  const { PrecopyIndex } = await import('../../dist/restore/precopy-index.js');
+  const ix = new PrecopyIndex();
+  for (const r of records) ix.add(r.addr, r.len, r.fileOffset);
+  return ix;
+};
+
+test('PrecopyIndex: the used parts of the pre-copied records, with their file offsets', async () => {
   const records = [{ addr: 0x10000, len: 0x4000, fileOffset: 1000 }, { addr: 0x1000, len: 0x2000, fileOffset: 50 }, { addr: 0x14000, len: 0x1000, fileOffset: 90000 }];
-  assert.deepEqual(precopiedChunks([], records), []);
-  assert.deepEqual(precopiedChunks([{ start: 0x2000, len: 0x1000 }, { start: 0x11000, len: 0x4000 }], records), [
+  const ix = await indexOf(records);
+  assert.deepEqual(ix.chunks([]), []);
+  assert.deepEqual(ix.chunks([{ start: 0x2000, len: 0x1000 }, { start: 0x11000, len: 0x4000 }]), [
     { addr: 0x2000, len: 0x1000, fileOffset: 50 + 0x1000 },
     { addr: 0x11000, len: 0x3000, fileOffset: 1000 + 0x1000 },
     { addr: 0x14000, len: 0x1000, fileOffset: 90000 },
   ]);
   // a range the records do not cover gives less than it names (the restore refuses that)
-  assert.deepEqual(precopiedChunks([{ start: 0x5000, len: 0x1000 }], records), []);
+  assert.deepEqual(ix.chunks([{ start: 0x5000, len: 0x1000 }]), []);
   // a later round's copy of a page replaces the earlier one
-  const rounds = [{ addr: 0x10000, len: 0x4000, fileOffset: 1000 }, { addr: 0x11000, len: 0x1000, fileOffset: 70000 }, { addr: 0x12000, len: 0x2000, fileOffset: 80000 }, { addr: 0x13000, len: 0x1000, fileOffset: 99000 }];
-  assert.deepEqual(precopiedChunks([{ start: 0x10000, len: 0x4000 }], rounds), [
+  const rounds = await indexOf([{ addr: 0x10000, len: 0x4000, fileOffset: 1000 }, { addr: 0x11000, len: 0x1000, fileOffset: 70000 }, { addr: 0x12000, len: 0x2000, fileOffset: 80000 }, { addr: 0x13000, len: 0x1000, fileOffset: 99000 }]);
+  assert.deepEqual(rounds.chunks([{ start: 0x10000, len: 0x4000 }]), [
     { addr: 0x10000, len: 0x1000, fileOffset: 1000 },
     { addr: 0x11000, len: 0x1000, fileOffset: 70000 },
     { addr: 0x12000, len: 0x1000, fileOffset: 80000 },
@@ -323,20 +330,39 @@ test('precopiedChunks: the used parts of the pre-copied records, with their file
   ]);
 });
 
-test('supersededParts: what a later pre-copy record replaces in earlier ones (freed from the staging memfd)', async () => {
-  const { supersededParts, precopiedChunks } = await import('../../dist/restore/restore.js');
-  const earlier = [{ addr: 0x10000, len: 0x4000, fileOffset: 0 }, { addr: 0x20000, len: 0x2000, fileOffset: 0x4000 }];
-  assert.deepEqual(supersededParts([], 0x10000, 0x1000), []);
-  assert.deepEqual(supersededParts(earlier, 0x30000, 0x1000), [], 'no overlap');
-  assert.deepEqual(supersededParts(earlier, 0x13000, 0x1000), [{ addr: 0x13000, len: 0x1000, fileOffset: 0x3000 }]);
-  // across both earlier records and the gap between them
-  assert.deepEqual(supersededParts(earlier, 0x12000, 0xf000), [
-    { addr: 0x12000, len: 0x2000, fileOffset: 0x2000 },
+test('PrecopyIndex: what a later copy replaces (freed from the staging memfd), against a page-by-page model', async () => {
+  const { PrecopyIndex } = await import('../../dist/restore/precopy-index.js');
+  const P = 0x1000;
+  const ix = new PrecopyIndex();
+  assert.deepEqual(ix.add(0x10000, 0x4000, 0), []);
+  assert.deepEqual(ix.add(0x20000, 0x2000, 0x4000), [], 'no overlap');
+  assert.deepEqual(ix.add(0x13000, 0x1000, 0x6000), [{ addr: 0x13000, len: 0x1000, fileOffset: 0x3000 }]);
+  // across two earlier records and the gap between them
+  assert.deepEqual(ix.add(0x12000, 0xf000, 0x7000), [
+    { addr: 0x12000, len: 0x1000, fileOffset: 0x2000 },
+    { addr: 0x13000, len: 0x1000, fileOffset: 0x6000 },
     { addr: 0x20000, len: 0x1000, fileOffset: 0x4000 },
   ]);
-  // never a part the latest-wins choice still uses
-  const later = { addr: 0x11000, len: 0x2000, fileOffset: 0x6000 };
-  const used = precopiedChunks([{ start: 0x10000, len: 0x4000 }], [...earlier, later]);
-  for (const part of supersededParts(earlier, later.addr, later.len))
-    for (const u of used) assert.ok(u.fileOffset + u.len <= part.fileOffset || part.fileOffset + part.len <= u.fileOffset, 'a freed part is used');
+  // random rounds: every page's latest copy is found, every replaced copy reported once
+  let seed = 7;
+  const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  for (let trial = 0; trial < 200; trial++) {
+    const x = new PrecopyIndex();
+    const owner = new Map(); // page -> file offset of its latest copy
+    let off = 0;
+    for (let r = 0; r < 12; r++) {
+      const start = rnd(64) * P;
+      const len = (1 + rnd(16)) * P;
+      const expected = [];
+      for (let a = start; a < start + len; a += P) if (owner.has(a)) expected.push(owner.get(a));
+      const got = x.add(start, len, off).flatMap((p) => Array.from({ length: p.len / P }, (_, k) => p.fileOffset + k * P));
+      assert.deepEqual(got.sort((a, b) => a - b), expected.sort((a, b) => a - b), `trial ${trial} record ${r}`);
+      for (let a = start; a < start + len; a += P) owner.set(a, off + (a - start));
+      off += len;
+    }
+    const chunks = x.chunks([{ start: 0, len: 80 * P }]);
+    const pages = new Map(chunks.flatMap((c) => Array.from({ length: c.len / P }, (_, k) => [c.addr + k * P, c.fileOffset + k * P])));
+    assert.deepEqual([...pages].sort((a, b) => a[0] - b[0]), [...owner].sort((a, b) => a[0] - b[0]), `trial ${trial}: latest copies`);
+    for (let i = 1; i < chunks.length; i++) assert.ok(chunks[i].addr >= chunks[i - 1].addr + chunks[i - 1].len, 'chunks in order, disjoint');
+  }
 });
