@@ -22,6 +22,13 @@ inline void ThrowErrno(Napi::Env env, const std::string &what, int err) {
   ErrnoError(env, what, err).ThrowAsJavaScriptException();
 }
 
+// A new descriptor for JavaScript, or (fd < 0) the exception for err.
+inline Napi::Value FdOrThrow(Napi::Env env, int fd, const std::string &what, int err) {
+  if (fd >= 0) return Napi::Number::New(env, fd);
+  ThrowErrno(env, what, err);
+  return env.Undefined();
+}
+
 inline uint64_t ToU64(const Napi::Value &v) {
   if (v.IsBigInt()) {
     bool lossless;

@@ -27,11 +27,8 @@ Napi::Value OpenProcFile(const Napi::CallbackInfo &info) {
   bool write = info.Length() > 2 && info[2].ToBoolean().Value();
   std::string path = "/proc/" + std::to_string(pid) + "/" + name;
   int fd = open(path.c_str(), (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-  if (fd < 0) {
-    ThrowErrno(env, "open(" + path + ")", errno);
-    return env.Undefined();
-  }
-  return Napi::Number::New(env, fd);
+  int err = errno; // before the message is built
+  return FdOrThrow(env, fd, "open(" + path + ")", err);
 }
 
 Napi::Value CloseFd(const Napi::CallbackInfo &info) {
@@ -279,11 +276,7 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string name = info[0].As<Napi::String>().Utf8Value();
   int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
-  if (fd < 0) {
-    ThrowErrno(env, "memfd_create", errno);
-    return env.Undefined();
-  }
-  return Napi::Number::New(env, fd);
+  return FdOrThrow(env, fd, "memfd_create", errno);
 }
 
 // punchHole(fd, offset, len): frees that part of a file (memfd) that will

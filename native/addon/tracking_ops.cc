@@ -32,11 +32,7 @@ Napi::Value PidfdGetfd(const Napi::CallbackInfo &info) {
   int fd = (int)syscall(SYS_pidfd_getfd, pidfd, ToInt(info[1]), 0);
   int err = errno;
   close(pidfd);
-  if (fd < 0) {
-    ThrowErrno(env, "pidfd_getfd", err);
-    return env.Undefined();
-  }
-  return Napi::Number::New(env, fd);
+  return FdOrThrow(env, fd, "pidfd_getfd", err);
 }
 
 // uffdEnableWpAsync(uffd): UFFDIO_API with asynchronous write-protect.

@@ -35,16 +35,27 @@ for (const name of programs) {
     }));
 }
 
+/** Where the image goes: a --dir, or a file written through --stdout and read back through --stdin. */
+const viaDir = {
+  dump: (p, args) => crmigrate(['dump', String(p.pid), '--dir', p.imageDir, ...args]),
+  restore: (p) => crmigrate(['restore', '--dir', p.imageDir, '--pidfile', `${p.dir}/pidfile`]),
+};
+const streamFile = (p) => `${p.dir}/stream.crm`;
+const viaStream = {
+  dump: (p, args) => crmigrateWithFile(['dump', String(p.pid), '--stdout', ...args], streamFile(p), 'stdout'),
+  restore: (p) => crmigrateWithFile(['restore', '--stdin', '--pidfile', `${p.dir}/pidfile`], streamFile(p), 'stdin'),
+};
+
 /** Dumps a test program (killing it), checks the image with check(p, dump), restores it and reads its verdict. */
-async function dumpKillRestore(name, dumpArgs, check) {
+async function dumpKillRestore(name, dumpArgs, check, via = viaDir) {
   const p = new TestProcess(name);
   try {
     await p.ready();
-    const d = await crmigrate(['dump', String(p.pid), '--dir', p.imageDir, ...dumpArgs]);
+    const d = await via.dump(p, dumpArgs);
     assert.equal(d.code, 0, `dump failed: ${d.stderr}`);
     await p.gone();
     await check(p, d);
-    const r = await crmigrate(['restore', '--dir', p.imageDir, '--pidfile', `${p.dir}/pidfile`]);
+    const r = await via.restore(p);
     assert.equal(r.code, 0, `restore failed: ${r.stderr}`);
     assert.ok(alive(p.pid), 'restored process is not running');
     assertPassed(assert, await p.verdict(), name);
@@ -114,25 +125,12 @@ function crmigrateWithFile(args, file, which) {
 // The image as a stream (dump --stdout, restore --stdin, inspect -), plain and
 // pre-copied (its pages then wait in memory for their task)
 for (const [name, extra] of [['t_memory', []], ['t_tree', []], ['t_precopy', ['--pre-copy']]]) {
-  test(`${name}: dump --stdout ${extra.join(' ')} into a file, kill, restore --stdin keeps every detail`, async () => {
-    const p = new TestProcess(name);
-    try {
-      await p.ready();
-      const image = `${p.dir}/stream.crm`;
-      const d = await crmigrateWithFile(['dump', String(p.pid), '--stdout', ...extra], image, 'stdout');
-      assert.equal(d.code, 0, `dump failed: ${d.stderr}`);
-      await p.gone();
-      const i = await crmigrateWithFile(['inspect', '-'], image, 'stdin');
+  test(`${name}: dump --stdout ${extra.join(' ')} into a file, kill, restore --stdin keeps every detail`, () =>
+    dumpKillRestore(name, extra, async (p) => {
+      const i = await crmigrateWithFile(['inspect', '-'], streamFile(p), 'stdin');
       assert.equal(i.code, 0, `inspect - failed: ${i.stderr}`);
       assert.equal(JSON.parse(i.stdout).tasks[0].pid, p.pid);
-      const r = await crmigrateWithFile(['restore', '--stdin', '--pidfile', `${p.dir}/pidfile`], image, 'stdin');
-      assert.equal(r.code, 0, `restore failed: ${r.stderr}`);
-      assert.ok(alive(p.pid), 'restored process is not running');
-      assertPassed(assert, await p.verdict(), name);
-    } finally {
-      p.cleanup();
-    }
-  });
+    }, viaStream));
 }
 
 test('dump --stdout into a pipe whose reader goes away: a clear error, the process runs on untouched', async () => {
