@@ -246,4 +246,65 @@ static int no_child_left(char *buf, size_t size)
 	return p < 0 && e == ECHILD;
 }
 
+/* R's checks at the end: child (R's own) exited 0 and was reaped (*child
+ * becomes 0 then: nothing left to kill); what names the check. */
+__attribute__((unused))
+static void check_reaped(pid_t *child, const char *what)
+{
+	int st = 0;
+	int rc = reap_until(*child, &st, mono_ns() + REAP_TIMEOUT_NS);
+	char how[64];
+	fmt_status(how, sizeof how, rc, st);
+	check(rc == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, what, "%s", how);
+	if (rc == 1)
+		*child = 0;
+}
+
+/* ... and nothing of the tree is left: what kill_leftovers() had to kill
+ * (killed: its description) and what is left to reap. */
+__attribute__((unused))
+static void check_nothing_left(const char *killed)
+{
+	int left = kill_leftovers();
+	check(left == 0, "R: no process of the tree left running", "killed %d: %s", left, killed);
+	char how[64];
+	check(no_child_left(how, sizeof how), "R: no child left", "%s", how);
+}
+
+/* One task R waits for at the end of the setup: its "waiting" flag, name,
+ * and where it records its PID and thread ID (tid NULL or 0: the main
+ * thread), read once the flag is set. */
+struct waiter {
+	int *waiting;
+	const char *name;
+	const pid_t *pid, *tid;
+};
+
+/* R, at the end of the setup: every waiter reached its wait (then
+ * between(), if any, runs) and sleeps there, in state S. Anything else ends
+ * the setup (setup_fail). */
+__attribute__((unused))
+static void waiters_asleep(const struct waiter *w, int n, void (*between)(void))
+{
+	uint64_t deadline = mono_ns() + SETUP_TIMEOUT_NS;
+	for (int i = 0; i < n; i++) {
+		int rc = wait_flag(w[i].waiting, deadline);
+		if (rc < 0)
+			setup_fail("a child gave up");
+		if (rc == 0)
+			setup_fail("%s did not reach its wait", w[i].name);
+	}
+	if (between)
+		between();
+	deadline = mono_ns() + STATE_TIMEOUT_NS;
+	for (int i = 0; i < n; i++) {
+		pid_t pid = LOAD(w[i].pid), tid = w[i].tid ? LOAD(w[i].tid) : 0;
+		struct pstat ps;
+		if (stat_sleeping(pid, tid, &ps, deadline) != 0 || ps.state != 'S')
+			setup_fail("%s (%d) not sleeping in its wait", w[i].name, (int)(tid ? tid : pid));
+	}
+	if (LOAD(&g_coord->abort))
+		setup_fail("a child gave up");
+}
+
 #endif

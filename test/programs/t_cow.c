@@ -840,6 +840,13 @@ static void setup_memory(void)
 	sh->exe_len = len;
 }
 
+/* The tree is R -> A -> A1, as forked. */
+static void check_parents(void)
+{
+	if (sh->t[T_A].ppid != sh->t[T_R].pid || sh->t[T_A1].ppid != sh->t[T_A].pid)
+		setup_fail("unexpected parents: A's %d, A1's %d", sh->t[T_A].ppid, sh->t[T_A1].ppid);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2)
@@ -875,23 +882,10 @@ int main(int argc, char **argv)
 
 	/* All writes done (A's and A1's come before their "waiting"), both
 	 * waiting in state S. */
-	for (int i = T_A; i < NT; i++) {
-		rc = wait_flag(&sh->t[i].waiting, deadline);
-		if (rc < 0)
-			setup_fail("a child gave up");
-		if (rc == 0)
-			setup_fail("%s did not reach its wait", tname[i]);
-	}
-	if (sh->t[T_A].ppid != sh->t[T_R].pid || sh->t[T_A1].ppid != sh->t[T_A].pid)
-		setup_fail("unexpected parents: A's %d, A1's %d", sh->t[T_A].ppid, sh->t[T_A1].ppid);
-	deadline = mono_ns() + STATE_TIMEOUT_NS;
-	for (int i = T_A; i < NT; i++) {
-		struct pstat ps;
-		if (stat_sleeping(sh->t[i].pid, 0, &ps, deadline) != 0 || ps.state != 'S')
-			setup_fail("%s (%d) not sleeping in its wait", tname[i], sh->t[i].pid);
-	}
-	if (LOAD(&sh->c.abort))
-		setup_fail("a child gave up");
+	struct waiter w[NT - T_A];
+	for (int i = T_A; i < NT; i++)
+		w[i - T_A] = (struct waiter){&sh->t[i].waiting, tname[i], &sh->t[i].pid, NULL};
+	waiters_asleep(w, NT - T_A, check_parents);
 
 	ready();
 	poll_trigger();
@@ -955,16 +949,7 @@ int main(int argc, char **argv)
 			check(0, "A: did not finish (reaping A1)", "no final report");
 	}
 
-	int st = 0;
-	rc = reap_until(g_a, &st, mono_ns() + REAP_TIMEOUT_NS);
-	char how[64];
-	fmt_status(how, sizeof how, rc, st);
-	check(rc == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "R: A exited 0 and was reaped", "%s",
-	      how);
-	if (rc == 1)
-		g_a = 0;
-	int left = kill_leftovers();
-	check(left == 0, "R: no process of the tree left running", "killed %d: %s", left, g_killed);
-	check(no_child_left(how, sizeof how), "R: no child left", "%s", how);
+	check_reaped(&g_a, "R: A exited 0 and was reaped");
+	check_nothing_left(g_killed);
 	finish();
 }

@@ -828,23 +828,10 @@ int main(int argc, char **argv)
 		run_d();
 
 	/* D and DT set up, verified and waiting, in state S. */
-	uint64_t deadline = mono_ns() + SETUP_TIMEOUT_NS;
-	for (int i = T_D; i <= T_DT; i++) {
-		int rc = wait_flag(&sh->t[i].waiting, deadline);
-		if (rc < 0)
-			setup_fail("D gave up");
-		if (rc == 0)
-			setup_fail("%s did not reach its wait", tname[i]);
-	}
-	deadline = mono_ns() + STATE_TIMEOUT_NS;
-	for (int i = T_D; i <= T_DT; i++) {
-		struct task *t = &sh->t[i];
-		struct pstat ps;
-		if (stat_sleeping(t->pid, t->tid, &ps, deadline) != 0 || ps.state != 'S')
-			setup_fail("%s (%d) not sleeping in its wait", tname[i], (int)t->tid);
-	}
-	if (LOAD(&sh->c.abort))
-		setup_fail("D gave up");
+	struct waiter w[2];
+	for (int i = T_D; i <= T_DT; i++)
+		w[i - T_D] = (struct waiter){&sh->t[i].waiting, tname[i], &sh->t[i].pid, &sh->t[i].tid};
+	waiters_asleep(w, 2, NULL);
 
 	ready();
 	poll_trigger();
@@ -869,17 +856,9 @@ int main(int argc, char **argv)
 		results_report(&sh->t[i].res, tname[i]);
 	}
 
-	int st = 0;
-	int rc = reap_until(g_d, &st, mono_ns() + REAP_TIMEOUT_NS);
-	char how[64];
-	fmt_status(how, sizeof how, rc, st);
-	check(rc == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "R: D exited 0 and was reaped", "%s",
-	      how);
-	if (rc == 1)
-		g_d = 0;
-	pid_t d = g_d;
-	int left = kill_leftovers();
-	check(left == 0, "R: D not left running", "had to SIGKILL D (%d)", (int)d);
-	check(no_child_left(how, sizeof how), "R: no child left", "%s", how);
+	check_reaped(&g_d, "R: D exited 0 and was reaped");
+	char killed[32];
+	snprintf(killed, sizeof killed, "D(%d)", (int)g_d);
+	check_nothing_left(killed);
 	finish();
 }

@@ -719,16 +719,7 @@ int main(int argc, char **argv)
 		rc = pthread_join(g_thread, NULL);
 		check(rc == 0, "R: writer thread joined", "%s", strerror(rc));
 	}
-	int st = 0;
-	rc = reap_until(g_c, &st, mono_ns() + REAP_TIMEOUT_NS);
-	char how[64];
-	fmt_status(how, sizeof how, rc, st);
-	check(rc == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "R: C exited 0 and was reaped", "%s",
-	      how);
-	if (rc == 1)
-		g_c = 0;
-	int left = kill_leftovers();
-	check(left == 0, "R: no process of the tree left running", "killed %d: %s", left, g_killed);
-	check(no_child_left(how, sizeof how), "R: no child left", "%s", how);
+	check_reaped(&g_c, "R: C exited 0 and was reaped");
+	check_nothing_left(g_killed);
 	finish();
 }

@@ -995,23 +995,10 @@ int main(int argc, char **argv)
 	}
 
 	/* Everybody recorded and waiting, in state S; zombies zombies. */
-	uint64_t deadline = mono_ns() + SETUP_TIMEOUT_NS;
-	for (int i = 1; i < NT; i++) {
-		int rc = wait_flag(&sh->t[i].waiting, deadline);
-		if (rc < 0)
-			setup_fail("a child gave up");
-		if (rc == 0)
-			setup_fail("%s did not reach its wait", tname[i]);
-	}
-	validate_tree();
-	deadline = mono_ns() + STATE_TIMEOUT_NS;
-	for (int i = 1; i < NT; i++) {
-		struct pstat ps;
-		if (stat_sleeping(sh->t[i].pid, 0, &ps, deadline) != 0 || ps.state != 'S')
-			setup_fail("%s (%d) not sleeping in its wait", tname[i], sh->t[i].pid);
-	}
-	if (LOAD(&sh->c.abort))
-		setup_fail("a child gave up");
+	struct waiter w[NT - 1];
+	for (int i = 1; i < NT; i++)
+		w[i - 1] = (struct waiter){&sh->t[i].waiting, tname[i], &sh->t[i].pid, NULL};
+	waiters_asleep(w, NT - 1, validate_tree);
 
 	ready();
 	poll_trigger();
@@ -1053,7 +1040,7 @@ int main(int argc, char **argv)
 	}
 
 	futex_set(&sh->leave, 1);
-	deadline = mono_ns() + FINISH_TIMEOUT_NS;
+	uint64_t deadline = mono_ns() + FINISH_TIMEOUT_NS;
 	static const int parents[] = { T_A, T_B, T_C };
 	for (int i = 0; i < 3; i++)
 		if (LOAD(&sh->t[parents[i]].done))
@@ -1089,12 +1076,7 @@ int main(int argc, char **argv)
 		if (rc == 1)
 			g_kids[i] = 0;
 	}
-	{
-		int left = kill_leftovers();
-		check(left == 0, "R: no process of the tree left running", "killed %d: %s", left, g_killed);
-		char how[64];
-		check(no_child_left(how, sizeof how), "R: no child left", "%s", how);
-	}
+	check_nothing_left(g_killed);
 	close(fd);
 	finish();
 }
