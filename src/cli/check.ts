@@ -39,12 +39,12 @@ const FEATURES: Readonly<Record<string, FeatureInfo>> = {
   },
   'pidfd-getfd': {
     label: 'pidfd_getfd',
-    purpose: 'Takes over the userfaultfd made inside each task for dump --pre-copy.',
+    purpose: 'Takes over the userfaultfd made inside each task for a pre-copy (dump --pre-copy; migrations by default).',
     required: true,
   },
   'userfaultfd-wp': {
     label: 'userfaultfd write-protect',
-    purpose: 'Tracks the pages a running task writes (WP_ASYNC) for dump --pre-copy.',
+    purpose: 'Tracks the pages a running task writes (WP_ASYNC) for a pre-copy; without it a migration freezes first (--no-pre-copy).',
     required: false,
   },
   'pagemap-scan': {
