@@ -14,6 +14,7 @@ import { checkTaskSupported } from '../resources/task.js';
 import { SshConnection } from '../transport/ssh.js';
 import { parseTarget, type TargetOptions } from '../transport/target.js';
 import { CrmError, ExitCode } from '../util/errors.js';
+import { treeMemoryBytes } from '../util/procfs.js';
 import { compareHellos, localHello, preCopyUnavailable, preflightRequest, processRef } from './compat.js';
 import { writeJournal } from './journal.js';
 import { ImageCompressor } from './zstd-stream.js';
@@ -120,10 +121,16 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
     const comp = opts.compressLevel === null ? null : new ImageCompressor({ level: opts.compressLevel, workers: 2 }, toWire);
     // The dump reuses a page buffer once its write resolves: both paths
     // resolve only when the bytes have been taken.
-    const sink = { write: (b: Buffer): Promise<void> => (comp ? comp.write(b) : toWire(frame(FrameKind.DATA, b))) };
+    const sink = {
+      write: (b: Buffer): Promise<void> => {
+        progress.image(b.length);
+        return comp ? comp.write(b) : toWire(frame(FrameKind.DATA, b));
+      },
+    };
 
     writeJournal('source', migrationId, { state: 'dumping', pid, destination: `${target.user}@${target.host}:${target.port}` });
     // with --pre-copy the stream starts while the tree runs; 'transfer' marks the freeze
+    progress.expect(treeMemoryBytes(pid));
     progress.phase(preCopy ? 'pre-copy' : 'transfer', {});
     let inDoubt = false;
     const finish = async (frozen: number[]): Promise<Release> => {

@@ -70,3 +70,24 @@ export function treeOf(pid: number): number[] {
   for (let i = 0; i < out.length; i++) for (const c of childrenOf(out[i])) if (!out.includes(c)) out.push(c);
   return out;
 }
+
+/** About how many bytes a dump of the tree under pid copies: its resident
+ * anonymous and shared memory (RssAnon + RssShmem of each process). */
+export function treeMemoryBytes(pid: number): number {
+  let kib = 0;
+  let tree: number[];
+  try {
+    tree = treeOf(pid);
+  } catch {
+    return 0; // gone: the freeze will say so
+  }
+  for (const p of tree) {
+    try {
+      const st = parseStatus(readProc(p, 'status'));
+      kib += parseInt(st.get('RssAnon') ?? '0', 10) + parseInt(st.get('RssShmem') ?? '0', 10);
+    } catch {
+      /* gone */
+    }
+  }
+  return kib * 1024;
+}
