@@ -233,8 +233,11 @@ function installInterruptHandlers(): void {
   const codes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
   for (const sig of Object.keys(codes) as (keyof typeof codes)[]) {
     process.on(sig, () => {
+      const frozen = frozenTasks.size > 0;
       releaseAll();
-      const what = interruptPolicy === 'hold' ? 'the frozen processes are held stopped (see crmigrate resolve)' : 'the frozen processes carry on untouched';
+      const what = !frozen
+        ? 'nothing was frozen: the processes run on untouched'
+        : interruptPolicy === 'hold' ? 'the frozen processes are held stopped (see crmigrate resolve)' : 'the frozen processes carry on untouched';
       process.stderr.write(`crmigrate: interrupted by ${sig}; ${what}\n`);
       process.exit(codes[sig]);
     });
