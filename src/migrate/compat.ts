@@ -8,7 +8,7 @@ import { FdKind, VmaKind } from '../image/records.js';
 import { collectFds } from '../resources/files.js';
 import { collectVmas } from '../resources/memory.js';
 import { probeKernelFeatures } from '../util/kernel-features.js';
-import { parseStat, parseStatus, pidInUse, readProc, readProcLink, treeOf } from '../util/procfs.js';
+import { parseStat, parseStatus, pidInUse, readProc, readProcLink, treeMemoryBytes, treeOf } from '../util/procfs.js';
 import { VERSION } from '../version.js';
 import { PROTOCOL_VERSION, type Hello, type PreflightFile } from './protocol.js';
 
@@ -73,6 +73,8 @@ export interface PreflightRequest {
   uids: number[];
   gids: number[];
   files: PreflightFile[];
+  /** About how much memory the tree holds (treeMemoryBytes): the destination must have it. */
+  memoryBytes: number;
 }
 
 /** What the process tree needs on the destination, read from /proc without freezing it. */
@@ -101,7 +103,19 @@ export async function preflightRequest(pid: number): Promise<PreflightRequest> {
     pids.push(p, ...readdirSync(`/proc/${p}/task`).map(Number).filter((tid) => tid !== p));
     await neededFiles(p, files);
   }
-  return { pids, uids: [...uids], gids: [...gids], files: [...files.values()] };
+  return { pids, uids: [...uids], gids: [...gids], files: [...files.values()], memoryBytes: treeMemoryBytes(pid) };
+}
+
+const MiB = 1048576;
+
+/** Why a host whose /proc/meminfo reads meminfo cannot take a tree holding
+ * need bytes ('' if it can): the restored tree needs them, and a pre-copy's
+ * staged pages are freed only as they are placed. */
+export function memoryProblem(need: number, meminfo: string, host: string): string {
+  const m = /^MemAvailable:\s+(\d+) kB/m.exec(meminfo);
+  if (!m) return '';
+  const available = Number(m[1]) * 1024;
+  return need > available ? `not enough memory on ${host}: the processes hold about ${Math.ceil(need / MiB)} MiB, ${Math.floor(available / MiB)} MiB available` : '';
 }
 
 /** The files one process has mapped or open. */
@@ -167,5 +181,7 @@ export async function checkPreflight(req: PreflightRequest): Promise<string[]> {
   const groups = idsIn('/etc/group');
   for (const u of req.uids) if (!users.has(u)) problems.push(`user id ${u} does not exist on ${hostname()}`);
   for (const g of req.gids) if (!groups.has(g)) problems.push(`group id ${g} does not exist on ${hostname()}`);
+  const memory = memoryProblem(req.memoryBytes ?? 0, readFileSync('/proc/meminfo', 'utf8'), hostname());
+  if (memory) problems.push(memory);
   return problems;
 }

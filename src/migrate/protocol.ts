@@ -31,7 +31,7 @@ export interface PreflightFile {
 
 export type Message =
   | Hello
-  | { t: 'preflight'; migrationId: string; compressed: boolean; pids: number[]; uids: number[]; gids: number[]; files: PreflightFile[] }
+  | { t: 'preflight'; migrationId: string; compressed: boolean; pids: number[]; uids: number[]; gids: number[]; files: PreflightFile[]; memoryBytes: number }
   | { t: 'preflight-result'; problems: string[] }
   | { t: 'ready'; pid: number }
   | { t: 'commit' }

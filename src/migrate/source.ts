@@ -14,7 +14,6 @@ import { checkTaskSupported } from '../resources/task.js';
 import { SshConnection } from '../transport/ssh.js';
 import { parseTarget, type TargetOptions } from '../transport/target.js';
 import { CrmError, ExitCode } from '../util/errors.js';
-import { treeMemoryBytes } from '../util/procfs.js';
 import { compareHellos, localHello, preCopyUnavailable, preflightRequest, processRef } from './compat.js';
 import { writeJournal } from './journal.js';
 import { ImageCompressor } from './zstd-stream.js';
@@ -130,7 +129,7 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
 
     writeJournal('source', migrationId, { state: 'dumping', pid, destination: `${target.user}@${target.host}:${target.port}` });
     // with --pre-copy the stream starts while the tree runs; 'transfer' marks the freeze
-    progress.expect(treeMemoryBytes(pid));
+    progress.expect(req.memoryBytes);
     progress.phase(preCopy ? 'pre-copy' : 'transfer', {});
     let inDoubt = false;
     const finish = async (frozen: number[]): Promise<Release> => {

@@ -2,7 +2,7 @@
 // state features and the kernel features each side needs, probed for real.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareHellos, localHello, preCopyUnavailable } from '../../dist/migrate/compat.js';
+import { compareHellos, localHello, memoryProblem, preCopyUnavailable } from '../../dist/migrate/compat.js';
 
 const ALL = {
   'ptrace-seize': true, 'syscall-injection': true, 'clone3-set-tid': true, 'pr-set-mm-map': true, 'pidfd-getfd': true,
@@ -38,4 +38,12 @@ test('preCopyUnavailable: why a pre-copy cannot track writes here', () => {
   assert.equal(preCopyUnavailable(hello()), '');
   assert.equal(preCopyUnavailable(hello({ features: { ...ALL, 'userfaultfd-wp': false, 'pidfd-getfd': false } })),
     'this kernel lacks pidfd-getfd, userfaultfd-wp (see crmigrate check)');
+});
+
+test('memoryProblem: the destination must have the memory the tree holds', () => {
+  const meminfo = 'MemTotal:       24683480 kB\nMemFree:        20000000 kB\nMemAvailable:    2097152 kB\n';
+  assert.equal(memoryProblem(2 ** 30, meminfo, 'dst'), '');
+  assert.equal(memoryProblem(2 * 2 ** 30, meminfo, 'dst'), '', 'exactly what is available');
+  assert.equal(memoryProblem(3 * 2 ** 30 + 1, meminfo, 'dst'), 'not enough memory on dst: the processes hold about 3073 MiB, 2048 MiB available');
+  assert.equal(memoryProblem(1e15, 'MemTotal: 1 kB\n', 'dst'), '', 'no MemAvailable: no judgement');
 });
