@@ -7,6 +7,8 @@
 #include "memory.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -318,22 +321,31 @@ static int uffd_for(const struct plan *p, const struct premap *pm) {
   return u;
 }
 
+/* UFFDIO_COPY of [*done, len) of src to dst: 1 once all is placed, 0 when
+ * it stops at a page (errno: EEXIST for a page already there), *done
+ * saying how far it got. */
+static int uffd_copy(int uffd, uint8_t *dst, const uint8_t *src, uint32_t len, uint32_t *done) {
+  while (*done < len) {
+    struct uffdio_copy c = {.dst = (uint64_t)(dst + *done), .src = (uint64_t)(src + *done), .len = len - *done};
+    if (ioctl(uffd, UFFDIO_COPY, &c) == 0) {
+      *done = len;
+      return 1;
+    }
+    if (c.copy > 0) *done += (uint32_t)c.copy;
+    else if (errno != EAGAIN) return 0;
+  }
+  return 1;
+}
+
 /* Places len bytes at dst (in a registered VMA) from src: UFFDIO_COPY for
  * missing pages; a page already there (one shared with the parent) is
  * written over by a plain copy, which faults only on a present page. */
 static void uffd_place(int uffd, uint8_t *dst, const uint8_t *src, uint32_t len) {
   uint32_t done = 0;
-  while (done < len) {
-    struct uffdio_copy c = {.dst = (uint64_t)(dst + done), .src = (uint64_t)(src + done), .len = len - done};
-    if (ioctl(uffd, UFFDIO_COPY, &c) == 0) return;
-    if (c.copy > 0) {
-      done += (uint32_t)c.copy;
-    } else if (errno == EEXIST) {
-      memcpy(dst + done, src + done, PAGE_SIZE_BYTES);
-      done += PAGE_SIZE_BYTES;
-    } else if (errno != EAGAIN) {
-      die_errno("placing pages at premap %llx", (unsigned long long)(dst + done));
-    }
+  while (!uffd_copy(uffd, dst, src, len, &done)) {
+    if (errno != EEXIST) die_errno("placing pages at premap %llx", (unsigned long long)(dst + done));
+    memcpy(dst + done, src + done, PAGE_SIZE_BYTES);
+    done += PAGE_SIZE_BYTES;
   }
 }
 
@@ -349,9 +361,80 @@ static void uffd_fill(int uffd, uint8_t *dst, int in_fd, uint32_t len) {
   }
 }
 
+/* Pages from the image (or staging) file for registered VMAs: placed once
+ * the stream's chunk headers are all read, by this task and a helper at
+ * once (the two cores each copy half). */
+struct file_chunk {
+  uint8_t *dst;
+  const uint8_t *src;
+  uint32_t len;
+};
+struct file_chunks {
+  struct file_chunk *v;
+  size_t n, cap;
+  uint64_t bytes;
+};
+
+static void defer_chunk(struct file_chunks *fc, uint8_t *dst, const uint8_t *src, uint32_t len) {
+  if (fc->n == fc->cap) {
+    fc->cap = fc->cap ? 2 * fc->cap : 256;
+    fc->v = realloc(fc->v, fc->cap * sizeof *fc->v);
+    if (!fc->v) die("out of memory");
+  }
+  fc->v[fc->n++] = (struct file_chunk){dst, src, len};
+  fc->bytes += len;
+}
+
+/* Below this, a helper costs more than it saves (a fork, about a ms). */
+#define PARALLEL_PLACE_MIN (8ull << 20)
+
+/* Chunk i goes to the helper when i is odd. The helper is a copy of this
+ * process made with CLONE_UNTRACED (the tracer's TRACEFORK must not adopt
+ * it): through our userfaultfd, which it inherits, its UFFDIO_COPYs fill
+ * our memory, from the same shared mapping of the file. A page it finds
+ * present (EEXIST) would have to be written in our memory, not its copy:
+ * it flags the chunk and we place it after. It exits (and is reaped) before
+ * the tree goes on, so its PID is free again for a task that wants it. */
+static void place_file_chunks(int uffd, struct file_chunks *fc) {
+  uint8_t *left = NULL;
+  pid_t helper = -1;
+  if (fc->bytes >= PARALLEL_PLACE_MIN && fc->n >= 2) {
+    left = mmap(NULL, fc->n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (left == MAP_FAILED) left = NULL;
+    else helper = (pid_t)syscall(SYS_clone, CLONE_UNTRACED | SIGCHLD, 0, 0, 0, 0);
+    if (helper == 0) {
+      for (size_t i = 1; i < fc->n; i += 2) {
+        const struct file_chunk *c = &fc->v[i];
+        uint32_t done = 0;
+        if (uffd_copy(uffd, c->dst, c->src, c->len, &done)) image_file_done(c->src, c->len);
+        else left[i] = 1; /* the part it placed gives EEXIST to us: copied again, same bytes */
+      }
+      _exit(0);
+    }
+  }
+  for (size_t i = 0; i < fc->n; i += helper > 0 ? 2 : 1) {
+    uffd_place(uffd, fc->v[i].dst, fc->v[i].src, fc->v[i].len);
+    image_file_done(fc->v[i].src, fc->v[i].len);
+  }
+  if (helper > 0) {
+    int st = 0;
+    while (waitpid(helper, &st, 0) < 0)
+      if (errno != EINTR) die_errno("waiting for the page-placing helper");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) die("the page-placing helper failed (status %#x)", st);
+    for (size_t i = 1; i < fc->n; i += 2)
+      if (left[i]) {
+        uffd_place(uffd, fc->v[i].dst, fc->v[i].src, fc->v[i].len);
+        image_file_done(fc->v[i].src, fc->v[i].len);
+      }
+  }
+  if (left) munmap(left, fc->n);
+  free(fc->v);
+}
+
 void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
   int mem_fd = -1;
   int uffd = uffd_for(p, pm);
+  struct file_chunks deferred = {0};
   struct crm_chunk c;
   const uint8_t *src;
   while (next_chunk(in_fd, &c, &src)) {
@@ -359,11 +442,16 @@ void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
     if (i < 0 || !pm->addr[i] || p->vmas[i].kind == CRM_VMA_FILE_SHARED || p->vmas[i].kind == CRM_VMA_ANON_SHARED)
       die("page stream chunk %llx+%u lies outside any private mapping", (unsigned long long)c.addr, c.len);
     uint8_t *dst = (uint8_t *)(pm->addr[i] + (c.addr - p->vmas[i].start));
+    if (src && uffd >= 0 && uffd_fillable(p, pm, (uint32_t)i)) {
+      defer_chunk(&deferred, dst, src, c.len);
+      continue;
+    }
     if (!(p->vmas[i].vm_flags & CRM_VM_ACCOUNT)) write_protected(&mem_fd, (uint64_t)dst, in_fd, src, c.len);
-    else if (uffd >= 0 && uffd_fillable(p, pm, (uint32_t)i)) src ? uffd_place(uffd, dst, src, c.len) : uffd_fill(uffd, dst, in_fd, c.len);
+    else if (uffd >= 0 && uffd_fillable(p, pm, (uint32_t)i)) uffd_fill(uffd, dst, in_fd, c.len);
     else copy_in(dst, src, in_fd, c.len);
     if (src) image_file_done(src, c.len);
   }
+  place_file_chunks(uffd, &deferred);
   if (uffd >= 0) close(uffd);
   if (mem_fd >= 0) close(mem_fd);
 }

@@ -108,6 +108,25 @@ test('t_signals: --leave-running checkpoint lets the process go on untouched', a
   }
 });
 
+// Enough pages (256 MiB) that the restorer places them with a helper process
+// next to the task (half the chunks each); bench_mem checks every byte.
+for (const [how, args] of [['', []], [' with --pre-copy', ['--pre-copy']]]) {
+  test(`bench_mem 256 MiB${how}: checkpoint, kill, restore by two placers keeps every byte`, async () => {
+    const p = new TestProcess('bench_mem', ['256'], { workdirArg: false });
+    try {
+      await p.ready();
+      const d = await crmigrate(['dump', String(p.pid), '--dir', p.imageDir, ...args]);
+      assert.equal(d.code, 0, `dump failed: ${d.stderr}`);
+      await p.gone();
+      const r = await crmigrate(['restore', '--dir', p.imageDir]);
+      assert.equal(r.code, 0, `restore failed: ${r.stderr}`);
+      assertPassed(assert, await p.verdict(60000), 'bench_mem');
+    } finally {
+      p.cleanup();
+    }
+  });
+}
+
 /** Runs the CLI with a file as standard input or output (the image as a stream). */
 function crmigrateWithFile(args, file, which) {
   return new Promise((resolve) => {
