@@ -42,25 +42,17 @@ Napi::Value CloseFd(const Napi::CallbackInfo &info) {
 // userfaultfd also counts as swapped), not the shared zero page, and (for
 // private file mappings) not page-cache pages.
 Napi::Value ScanPages(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
   int fd = ToInt(info[0]);
   uint64_t start = ToU64(info[1]), end = ToU64(info[2]);
   bool exclude_file = info[3].ToBoolean().Value();
   bool present_only = info.Length() > 4 && info[4].ToBoolean().Value();
-  std::vector<double> out;
   PmScanArg q = {};
   q.category_inverted = kPageIsPfnZero | (exclude_file ? kPageIsFile : 0);
   q.category_mask = kPageIsPfnZero | (exclude_file ? kPageIsFile : 0);
   q.category_anyof_mask = kPageIsPresent | (present_only ? 0 : kPageIsSwapped);
   q.return_mask = kPageIsPresent | kPageIsSwapped;
   // (regions that differ only in present/swapped are merged)
-  if (int err = ScanRegions(fd, start, end, q, out)) {
-    ThrowErrno(env, "ioctl(PAGEMAP_SCAN)", err);
-    return env.Undefined();
-  }
-  auto arr = Napi::Float64Array::New(env, out.size());
-  for (size_t i = 0; i < out.size(); i++) arr[i] = out[i];
-  return arr;
+  return ScanRegionsJs(info.Env(), fd, start, end, q, "ioctl(PAGEMAP_SCAN)");
 }
 
 // Reads a list of [addr, len] ranges of /proc/PID/mem back to back into one
@@ -247,8 +239,7 @@ Napi::Value AdviseMapped(const Napi::CallbackInfo &info) {
 
 // The page stream to crmigrate-restore goes through a pipe of our own rather
 // than a libuv stream: written with blocking write(2) on a worker thread, so
-// the event loop never copies
-// page data, and enlarged so that the restorer is woken once per megabyte
+// the event loop never copies page data, and enlarged so that the restorer is woken once per megabyte
 // rather than once per 64 KiB.
 
 // makePipe(size) -> [readFd, writeFd], both close-on-exec and blocking; the

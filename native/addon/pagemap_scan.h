@@ -2,11 +2,14 @@
 // Debian 12): the categories, the argument, and one walk over a range.
 #ifndef CRM_ADDON_PAGEMAP_SCAN_H
 #define CRM_ADDON_PAGEMAP_SCAN_H
+#include <napi.h>
 #include <sys/ioctl.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <vector>
+
+#include "errors.h"
 
 namespace crm {
 
@@ -52,6 +55,19 @@ inline int ScanRegions(int fd, uint64_t start, uint64_t end, const PmScanArg &qu
     start = a.walk_end;
   }
   return 0;
+}
+
+// ScanRegions for JavaScript: a Float64Array of the [start, end) pairs, or
+// the exception naming `what`.
+inline Napi::Value ScanRegionsJs(Napi::Env env, int fd, uint64_t start, uint64_t end, const PmScanArg &query, const char *what) {
+  std::vector<double> out;
+  if (int err = ScanRegions(fd, start, end, query, out)) {
+    ThrowErrno(env, what, err);
+    return env.Undefined();
+  }
+  auto arr = Napi::Float64Array::New(env, out.size());
+  for (size_t i = 0; i < out.size(); i++) arr[i] = out[i];
+  return arr;
 }
 
 }  // namespace crm

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <vector>
 
 #include "errors.h"
 #include "pagemap_scan.h"
@@ -63,22 +62,14 @@ Napi::Value UffdRegisterWp(const Napi::CallbackInfo &info) {
 // [start, end) pairs written since they were last protected; with
 // reprotect, they are protected again in the same walk (PM_SCAN_WP_MATCHING).
 Napi::Value WrittenPages(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
   int fd = ToInt(info[0]);
   uint64_t start = ToU64(info[1]), end = ToU64(info[2]);
   bool reprotect = info[3].ToBoolean().Value();
-  std::vector<double> out;
   PmScanArg q = {};
   q.flags = kScanCheckWpAsync | (reprotect ? kScanWpMatching : 0);
   q.category_mask = kPageIsWritten;
   q.return_mask = kPageIsWritten;
-  if (int err = ScanRegions(fd, start, end, q, out)) {
-    ThrowErrno(env, "ioctl(PAGEMAP_SCAN, written pages)", err);
-    return env.Undefined();
-  }
-  auto arr = Napi::Float64Array::New(env, out.size());
-  for (size_t i = 0; i < out.size(); i++) arr[i] = out[i];
-  return arr;
+  return ScanRegionsJs(info.Env(), fd, start, end, q, "ioctl(PAGEMAP_SCAN, written pages)");
 }
 
 }  // namespace

@@ -7,10 +7,10 @@
 #include "memory.h"
 
 #include <errno.h>
-#include <sched.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -442,12 +442,13 @@ void fill_pages(const struct plan *p, const struct premap *pm, int in_fd) {
     if (i < 0 || !pm->addr[i] || p->vmas[i].kind == CRM_VMA_FILE_SHARED || p->vmas[i].kind == CRM_VMA_ANON_SHARED)
       die("page stream chunk %llx+%u lies outside any private mapping", (unsigned long long)c.addr, c.len);
     uint8_t *dst = (uint8_t *)(pm->addr[i] + (c.addr - p->vmas[i].start));
-    if (src && uffd >= 0 && uffd_fillable(p, pm, (uint32_t)i)) {
+    int by_uffd = uffd >= 0 && uffd_fillable(p, pm, (uint32_t)i);
+    if (by_uffd && src) {
       defer_chunk(&deferred, dst, src, c.len);
       continue;
     }
     if (!(p->vmas[i].vm_flags & CRM_VM_ACCOUNT)) write_protected(&mem_fd, (uint64_t)dst, in_fd, src, c.len);
-    else if (uffd >= 0 && uffd_fillable(p, pm, (uint32_t)i)) uffd_fill(uffd, dst, in_fd, c.len);
+    else if (by_uffd) uffd_fill(uffd, dst, in_fd, c.len);
     else copy_in(dst, src, in_fd, c.len);
     if (src) image_file_done(src, c.len);
   }

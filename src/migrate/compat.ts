@@ -56,8 +56,9 @@ export function compareHellos(src: Hello, dst: Hello): string[] {
   const have = BigInt(`0x${dst.xcr0}`);
   if ((need & ~have) !== 0n) p.push(`CPU state features 0x${(need & ~have).toString(16)} used here are missing on ${dst.hostname}`);
   for (const [h, ids, where] of [[src, DUMP_FEATURES, 'this host'], [dst, RESTORE_FEATURES, dst.hostname]] as const) {
+    const missing = lacking(h, ids);
     if (!Object.keys(h.features).length) p.push(`the kernel features of ${where} could not be probed (crmigrate check)`);
-    else if (lacking(h, ids).length) p.push(`the kernel of ${where} lacks ${lacking(h, ids).join(', ')} (crmigrate check)`);
+    else if (missing.length) p.push(`the kernel of ${where} lacks ${missing.join(', ')} (crmigrate check)`);
   }
   return p;
 }

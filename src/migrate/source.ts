@@ -17,7 +17,7 @@ import { CrmError, ExitCode } from '../util/errors.js';
 import { compareHellos, localHello, preCopyUnavailable, preflightRequest, processRef } from './compat.js';
 import { writeJournal } from './journal.js';
 import { ImageCompressor } from './zstd-stream.js';
-import { controlFrame, frame, FRAME_HEADER, FrameKind, Inbox, readFrames, TakenWriter, writeAll, type Message } from './protocol.js';
+import { controlFrame, frame, FRAME_HEADER, FrameKind, frameHeaderInto, Inbox, readFrames, TakenWriter, writeAll, type Message } from './protocol.js';
 import type { Progress } from './progress.js';
 
 export interface MigrateOptions extends TargetOptions {
@@ -101,12 +101,16 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
     // left for the event loop to wait for (node then exits on its own)
     const stallAt = Number(process.env.CRMIGRATE_FAULT_STALL_AT ?? -1);
     const taken = new TakenWriter(ch);
-    /** Sends one whole DATA frame; resolves once the channel has taken it. */
-    const toWire = async (f: Buffer): Promise<void> => {
-      const payload = f.length - FRAME_HEADER;
+    /** Sends one DATA frame: head (the frame header, followed by the payload
+     * when the compressor made the frame in its buffer), then body (the
+     * payload itself, uncompressed: not copied into a frame). Resolves once
+     * the channel has taken it all. */
+    const toWire = async (head: Buffer, body?: Buffer): Promise<void> => {
+      const payload = head.length + (body?.length ?? 0) - FRAME_HEADER;
       if (corruptAt >= wireBytes && corruptAt < wireBytes + payload) {
-        f = Buffer.from(f);
-        f[FRAME_HEADER + corruptAt - wireBytes] ^= 0x55;
+        head = Buffer.concat(body ? [head, body] : [head]);
+        body = undefined;
+        head[FRAME_HEADER + corruptAt - wireBytes] ^= 0x55;
       }
       if (stallAt >= 0 && wireBytes >= stallAt) {
         conn.close();
@@ -114,16 +118,21 @@ export async function migrate(pid: number, destination: string, opts: MigrateOpt
       }
       wireBytes += payload;
       // its ssh2 packets leave together
-      await conn.batched(() => taken.write(f));
+      await conn.batched(() => (body ? Promise.all([taken.write(head), taken.write(body)]) : taken.write(head)));
       progress.bytes(payload);
     };
-    const comp = opts.compressLevel === null ? null : new ImageCompressor({ level: opts.compressLevel, workers: 2 }, toWire);
+    const comp = opts.compressLevel === null ? null : new ImageCompressor({ level: opts.compressLevel, workers: 2 }, (f) => toWire(f));
+    const rawFrame = (b: Buffer): Promise<void> => {
+      const head = Buffer.allocUnsafe(FRAME_HEADER);
+      frameHeaderInto(head, FrameKind.DATA, b.length);
+      return toWire(head, b);
+    };
     // The dump reuses a page buffer once its write resolves: both paths
     // resolve only when the bytes have been taken.
     const sink = {
       write: (b: Buffer): Promise<void> => {
         progress.image(b.length);
-        return comp ? comp.write(b) : toWire(frame(FrameKind.DATA, b));
+        return comp ? comp.write(b) : rawFrame(b);
       },
     };
 

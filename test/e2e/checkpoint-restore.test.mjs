@@ -46,9 +46,10 @@ const viaStream = {
   restore: (p) => crmigrateWithFile(['restore', '--stdin', '--pidfile', `${p.dir}/pidfile`], streamFile(p), 'stdin'),
 };
 
-/** Dumps a test program (killing it), checks the image with check(p, dump), restores it and reads its verdict. */
-async function dumpKillRestore(name, dumpArgs, check, via = viaDir) {
-  const p = new TestProcess(name);
+/** Dumps a test program (killing it), checks the image with check(p, dump), restores it and reads its verdict.
+ * program: its arguments and TestProcess options, and how long its verdict may take. */
+async function dumpKillRestore(name, dumpArgs, check, via = viaDir, program = { args: undefined, opts: undefined, verdictMs: undefined }) {
+  const p = new TestProcess(name, program.args, program.opts);
   try {
     await p.ready();
     const d = await via.dump(p, dumpArgs);
@@ -58,7 +59,7 @@ async function dumpKillRestore(name, dumpArgs, check, via = viaDir) {
     const r = await via.restore(p);
     assert.equal(r.code, 0, `restore failed: ${r.stderr}`);
     assert.ok(alive(p.pid), 'restored process is not running');
-    assertPassed(assert, await p.verdict(), name);
+    assertPassed(assert, await p.verdict(program.verdictMs), name);
   } finally {
     p.cleanup();
   }
@@ -111,20 +112,8 @@ test('t_signals: --leave-running checkpoint lets the process go on untouched', a
 // Enough pages (256 MiB) that the restorer places them with a helper process
 // next to the task (half the chunks each); bench_mem checks every byte.
 for (const [how, args] of [['', []], [' with --pre-copy', ['--pre-copy']]]) {
-  test(`bench_mem 256 MiB${how}: checkpoint, kill, restore by two placers keeps every byte`, async () => {
-    const p = new TestProcess('bench_mem', ['256'], { workdirArg: false });
-    try {
-      await p.ready();
-      const d = await crmigrate(['dump', String(p.pid), '--dir', p.imageDir, ...args]);
-      assert.equal(d.code, 0, `dump failed: ${d.stderr}`);
-      await p.gone();
-      const r = await crmigrate(['restore', '--dir', p.imageDir]);
-      assert.equal(r.code, 0, `restore failed: ${r.stderr}`);
-      assertPassed(assert, await p.verdict(60000), 'bench_mem');
-    } finally {
-      p.cleanup();
-    }
-  });
+  test(`bench_mem 256 MiB${how}: checkpoint, kill, restore by two placers keeps every byte`, () =>
+    dumpKillRestore('bench_mem', args, async () => undefined, viaDir, { args: ['256'], opts: { workdirArg: false }, verdictMs: 60000 }));
 }
 
 /** Runs the CLI with a file as standard input or output (the image as a stream). */

@@ -141,6 +141,8 @@ for (const name of ['t_memory', 't_threads', 't_tree', 't_cow', 't_sysv', 't_pre
   test(`${name}: migrated with --pre-copy, every detail verified there`, () => migratedAndVerified(name, ['--pre-copy']));
 }
 test('t_files: migrated with the default options (a pre-copy on this kernel), every detail verified there', () => migratedAndVerified('t_files'));
+// the image uncompressed: DATA frames carry the page buffers as they are
+test('t_memory: migrated with --no-compress, every detail verified there', () => migratedAndVerified('t_memory', ['--no-compress']));
 
 /** Asserts the source process survived a failed migration untouched and the destination is clean. */
 async function assertSourceIntact(p, r, re) {

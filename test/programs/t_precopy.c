@@ -441,6 +441,18 @@ static void writer_loop(struct wrec *w)
 	}
 }
 
+/* After the stop: page p at page against want, counted in *nbad; the first
+ * mismatch is described in how. */
+static void count_bad(const char *page, const struct want *want, size_t p, size_t *nbad, char *how, size_t how_size)
+{
+	long b = page_bad(page, want, p);
+	if (b >= 0 && (*nbad)++ == 0) {
+		char d[300];
+		describe_mismatch(d, sizeof d, page, want, b);
+		snprintf(how, how_size, "page %zu: %s", p, d);
+	}
+}
+
 /* After the stop: all of M, S and Q, reading only; then the running check. */
 static void final_checks(struct wrec *w)
 {
@@ -454,12 +466,7 @@ static void final_checks(struct wrec *w)
 	size_t nbad = 0;
 	for (size_t p = 0; p < g_n; p++) {
 		struct want want = want_m(p < cur ? dg + 1 : dg, p);
-		long b = page_bad(g_m + p * g_pg, &want, p);
-		if (b >= 0 && nbad++ == 0) {
-			char d[300];
-			describe_mismatch(d, sizeof d, g_m + p * g_pg, &want, b);
-			snprintf(how, sizeof how, "page %zu: %s", p, d);
-		}
+		count_bad(g_m + p * g_pg, &want, p, &nbad, how, sizeof how);
 	}
 	if (cur)
 		snprintf(name, sizeof name,
@@ -481,14 +488,8 @@ static void final_checks(struct wrec *w)
 	} else {
 		struct want want = want_s(g_ctl->s_gen);
 		nbad = 0;
-		for (size_t i = 0; i < g_sn; i++) {
-			long b = page_bad(g_s + i * g_pg, &want, i);
-			if (b >= 0 && nbad++ == 0) {
-				char d[300];
-				describe_mismatch(d, sizeof d, g_s + i * g_pg, &want, b);
-				snprintf(how, sizeof how, "page %zu: %s", i, d);
-			}
-		}
+		for (size_t i = 0; i < g_sn; i++)
+			count_bad(g_s + i * g_pg, &want, i, &nbad, how, sizeof how);
 		snprintf(name, sizeof name,
 			 "S after the stop: %zu pages verified (pass %llu's stamp, mapped again at "
 			 "the start of that pass)",
@@ -500,14 +501,8 @@ static void final_checks(struct wrec *w)
 	{
 		struct want want = want_q();
 		nbad = 0;
-		for (size_t i = 0; i < g_qn; i++) {
-			long b = page_bad(g_q + i * g_pg, &want, i);
-			if (b >= 0 && nbad++ == 0) {
-				char d[300];
-				describe_mismatch(d, sizeof d, g_q + i * g_pg, &want, b);
-				snprintf(how, sizeof how, "page %zu: %s", i, d);
-			}
-		}
+		for (size_t i = 0; i < g_qn; i++)
+			count_bad(g_q + i * g_pg, &want, i, &nbad, how, sizeof how);
 		snprintf(name, sizeof name,
 			 "Q after the stop: %zu pages verified (unchanged since written once before "
 			 "READY)",
